@@ -1,0 +1,150 @@
+# mimic — top-level build. `make run` and `make test` are the two commands a
+# user types; everything else is documented in docs/install.md.
+#
+# Every external is overridable for clusters without apt or pkg-config:
+#   make CC=icx BLAS_CFLAGS=... BLAS_LIBS="-lmkl_rt" LUA_CFLAGS=... LUA_LIBS=... SKIP_DEPS=1
+
+PREFIX    ?= /usr/local
+OPT       ?= -O2
+NATIVE    ?= 0
+PKG_CONFIG ?= pkg-config
+LUA_PC    ?= lua5.4
+LUA       ?= lua5.4
+
+# --- dependencies: installed (when root) or reported before anything is built -----
+NODEPS_GOALS := clean distclean help
+ifeq ($(SKIP_DEPS)$(filter $(NODEPS_GOALS),$(MAKECMDGOALS)),)
+DEPS_STATUS := $(shell sh scripts/install-deps >&2; echo $$?)
+ifneq ($(DEPS_STATUS),0)
+$(error missing system packages: see the message above (or set SKIP_DEPS=1 and give the flags by hand))
+endif
+endif
+
+pc = $(shell $(PKG_CONFIG) $(1) 2>/dev/null)
+BLAS_CFLAGS ?= $(call pc,--cflags openblas)
+BLAS_LIBS   ?= $(or $(call pc,--libs openblas),-lopenblas)
+LUA_CFLAGS  ?= $(call pc,--cflags $(LUA_PC))
+LUA_LIBS    ?= $(or $(call pc,--libs $(LUA_PC)),-llua5.4)
+READLINE_LIBS ?= -lreadline
+OPENMP_FLAGS ?= -fopenmp
+
+ARCH_FLAGS := $(if $(filter 1,$(NATIVE)),-march=native,)
+WARN      := -Wall -Wextra -Werror -Wshadow -Wno-unknown-pragmas
+CSTD      := -std=c11 -D_POSIX_C_SOURCE=200809L
+CFLAGS    ?= $(OPT) -g
+ALL_CFLAGS = $(CSTD) $(WARN) $(CFLAGS) $(ARCH_FLAGS) $(OPENMP_FLAGS) -fPIC -Icore/include -Icore $(BLAS_CFLAGS)
+LDLIBS_CORE = $(BLAS_LIBS) $(OPENMP_FLAGS) -lm
+
+B := build
+# The inference runtime a host links: tensor, ops (later nn plan, io, embed).
+CORE_SRC  := $(sort $(wildcard core/base/*.c core/tensor/*.c core/ops/*.c))
+CORE_OBJ  := $(CORE_SRC:%.c=$(B)/obj/%.o)
+# The Lua binding (one C file per core concern) and the executable.
+LUA_SRC   := $(sort $(filter-out lua/main.c,$(wildcard lua/*.c)))
+LUA_OBJ   := $(LUA_SRC:%.c=$(B)/obj/%.o)
+
+LIB_A     := $(B)/lib/libmimic.a
+LIB_SO    := $(B)/lib/libmimic.so
+LUA_MOD   := $(B)/lib/lua/5.4/mimic.so
+EXE       := $(B)/bin/mimic
+PC_FILE   := $(B)/mimic.pc
+
+.PHONY: all run test check test-asan bench install uninstall clean help fixtures
+all: $(LIB_A) $(LIB_SO) $(LUA_MOD) $(EXE) $(PC_FILE)
+
+help:
+	@echo "make            build libraries, Lua module, executable, mimic.pc into build/"
+	@echo "make run        build and run the flagship experiment (scripts/flagship.lua)"
+	@echo "make test       C unit tests (plain and ASan+UBSan) and luaunit suites"
+	@echo "make bench      benchmarks with ratios against baselines measured in the same run"
+	@echo "make install PREFIX=/opt/mimic   install libraries, headers, module, executable"
+	@echo "options: NATIVE=1 (tune for this CPU), OPT=-O3, CC=, BLAS_LIBS=, LUA_CFLAGS=, SKIP_DEPS=1"
+
+# rng.c: no fused multiply-add, so the normal sampler is the same on every CPU.
+$(B)/obj/core/tensor/rng.o: EXTRA_CFLAGS := -ffp-contract=off
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/obj/lua/%.o: lua/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB_A): $(CORE_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIB_SO): $(CORE_OBJ)
+	@mkdir -p $(@D)
+	$(CC) -shared -o $@ $^ $(LDLIBS_CORE)
+
+# The module links the core statically: `require "mimic"` needs no LD_LIBRARY_PATH.
+$(LUA_MOD): $(LUA_OBJ) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) -shared -o $@ $(LUA_OBJ) $(LIB_A) $(LDLIBS_CORE)
+
+$(EXE): $(B)/obj/lua/main.o $(LUA_OBJ) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(OPENMP_FLAGS) -o $@ $(B)/obj/lua/main.o $(LUA_OBJ) $(LIB_A) $(LUA_LIBS) $(READLINE_LIBS) $(LDLIBS_CORE) -Wl,-E
+
+$(PC_FILE): Makefile
+	@mkdir -p $(@D)
+	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: mimic\nDescription: neural-network surrogates for simulations (inference runtime)\nVersion: %s\nLibs: -L$${libdir} -lmimic\nLibs.private: %s\nCflags: -I$${includedir}\n' \
+	  '$(PREFIX)' '$(shell sed -n 's/^#define MIMIC_VERSION "\(.*\)"/\1/p' core/include/mimic/base.h)' '$(LDLIBS_CORE)' > $@
+
+run: all
+	$(EXE) scripts/flagship.lua
+
+# --- tests ----------------------------------------------------------------------
+TEST_SRC  := $(sort $(wildcard tests/c/test_*.c))
+TEST_BIN  := $(TEST_SRC:tests/c/%.c=$(B)/tests/%)
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ASAN_OBJ  := $(CORE_SRC:%.c=$(B)/asan/%.o)
+ASAN_BIN  := $(TEST_SRC:tests/c/%.c=$(B)/asan/tests/%)
+
+$(B)/tests/%: tests/c/%.c tests/c/check.h $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/c -o $@ $< $(LIB_A) $(LDLIBS_CORE) -lutil
+
+$(B)/asan/tests/%: tests/c/%.c tests/c/check.h $(ASAN_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Itests/c -o $@ $< $(ASAN_OBJ) $(LDLIBS_CORE) -lutil
+
+$(B)/asan/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS) $(ASAN_FLAGS) -MMD -MP -c $< -o $@
+$(B)/asan/core/tensor/rng.o: EXTRA_CFLAGS := -ffp-contract=off
+
+test: all $(TEST_BIN) $(ASAN_BIN)
+	@MIMIC_BUILD=$(B) LUA=$(LUA) sh tests/run
+
+check: test
+
+bench: all
+	@MIMIC_BUILD=$(B) sh tests/bench/run
+
+# Regenerate the NumPy fixtures (needs Debian's python3-numpy; tests do not).
+fixtures:
+	/usr/bin/python3 tests/fixtures/gen_numpy.py
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/mimic $(DESTDIR)$(PREFIX)/bin \
+	  $(DESTDIR)$(PREFIX)/lib/lua/5.4 $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 core/include/mimic/*.h $(DESTDIR)$(PREFIX)/include/mimic/
+	install -m 755 $(LUA_MOD) $(DESTDIR)$(PREFIX)/lib/lua/5.4/
+	install -m 755 $(EXE) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(PC_FILE) $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/include/mimic
+	rm -f $(DESTDIR)$(PREFIX)/lib/libmimic.a $(DESTDIR)$(PREFIX)/lib/libmimic.so \
+	  $(DESTDIR)$(PREFIX)/lib/lua/5.4/mimic.so $(DESTDIR)$(PREFIX)/bin/mimic \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/mimic.pc
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,47 @@
+/* Internal helpers shared by core/: not installed, not for hosts. */
+#ifndef MIMIC_INTERNAL_H
+#define MIMIC_INTERNAL_H
+
+#include "mimic/tensor.h"
+
+#define MIMIC_COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* --- strided iteration ------------------------------------------------------
+ * Walks `nt` operands over one shape, with per-operand byte strides (0 for a
+ * broadcast dim). Dims that are contiguous for every operand are merged, so a
+ * contiguous tensor is one row. The callback gets one row at a time: n
+ * elements, the row's start pointers and each operand's byte stride along it.
+ * Rows are independent, so mimic_iter_run spreads them over threads when the
+ * work is large; element-wise results therefore never depend on thread count. */
+#define MIMIC_ITER_MAX 4
+typedef struct mimic_iter {
+    int nt, ndim; /* ndim >= 1 after init; the last dim is the row */
+    int64_t shape[MIMIC_MAX_DIMS];
+    int64_t stride[MIMIC_ITER_MAX][MIMIC_MAX_DIMS]; /* bytes */
+    int64_t rows, numel;
+} mimic_iter;
+typedef void (*mimic_row_fn)(void *ctx, int64_t n, char **p, const int64_t *s);
+
+/* strides[k] are element strides of operand k over `shape` (already broadcast,
+ * 0 where broadcast); esize[k] its element size in bytes. */
+void mimic_iter_init(mimic_iter *it, int ndim, const int64_t *shape, int nt,
+                     const int64_t *const *strides, const size_t *esize);
+/* base[k]: address of operand k's first element. `parallel` allows threads. */
+void mimic_iter_run(const mimic_iter *it, char *const *base, mimic_row_fn fn, void *ctx, bool parallel);
+
+/* Strides of t broadcast to a shape of ndim dims: t's dims aligned right, size-1 dims
+ * stride 0. The caller has checked compatibility. */
+void mimic_broadcast_strides(const mimic_tensor *t, int ndim, int64_t *out);
+
+/* Below this many elements, element-wise work stays on one thread. */
+#define MIMIC_PARALLEL_MIN 32768
+
+/* Checks shared by ops; each returns MIMIC_OK or records an error naming fn. */
+int mimic_check_float(const char *fn, const mimic_tensor *t);
+int mimic_check_out_shape(const char *fn, const mimic_tensor *out, int ndim, const int64_t *shape);
+
+/* A new tensor struct (refcount 1) over storage s (retained), with given layout. */
+mimic_tensor *mimic_tensor_new_view(const mimic_tensor *base, int ndim, const int64_t *shape,
+                                    const int64_t *stride, int64_t offset);
+
+#endif

@@ -1,0 +1,104 @@
+/* mimic — operations on tensors: element-wise math, reductions, linear
+ * algebra, joining/indexing, sorting.
+ *
+ * Broadcasting follows NumPy: shapes are aligned at the last dim; a dim of
+ * size 1 (or a missing leading dim) stretches to the other's size.
+ * Types: float32 op float64 -> float64. Math ops accept float tensors only; an
+ * int64 or bool operand gives MIMIC_EDTYPE with a hint to convert. A plain
+ * number is passed as a 0-dim tensor (mimic_scalar) of the other operand's type.
+ *
+ * Every function comes in two forms:
+ *   mimic_tensor *mimic_X(...)           allocates and returns the result (NULL on error);
+ *   int mimic_X_out(mimic_tensor *out, ...)  writes into `out`, whose shape must be the
+ *                                        result's shape (dtype is converted). out may be
+ *                                        an operand for element-wise ops (in place).
+ * Reductions are deterministic: the order of additions depends only on the
+ * shape, never on the thread count.
+ */
+#ifndef MIMIC_OPS_H
+#define MIMIC_OPS_H
+
+#include "tensor.h"
+
+/* --- element-wise ----------------------------------------------------------- */
+/* The tables in core/ops/elementwise.c list these in this order; the _COUNT
+ * entries let that file check at compile time that none is missing. */
+typedef enum mimic_unop {
+    MIMIC_NEG, MIMIC_ABS, MIMIC_EXP, MIMIC_LOG, MIMIC_SQRT, MIMIC_TANH, MIMIC_SIGMOID,
+    MIMIC_RELU, MIMIC_SIN, MIMIC_COS, MIMIC_SQUARE, MIMIC_SIGN, MIMIC_UNOP_COUNT
+} mimic_unop;
+typedef enum mimic_binop {
+    MIMIC_ADD, MIMIC_SUB, MIMIC_MUL, MIMIC_DIV, MIMIC_POW, MIMIC_MAXIMUM, MIMIC_MINIMUM,
+    MIMIC_BINOP_COUNT
+} mimic_binop;
+typedef enum mimic_cmpop { /* results are bool tensors */
+    MIMIC_EQ, MIMIC_NE, MIMIC_LT, MIMIC_LE, MIMIC_GT, MIMIC_GE, MIMIC_CMPOP_COUNT
+} mimic_cmpop;
+
+const char *mimic_unop_name(mimic_unop op);   /* "neg", "abs", ... */
+const char *mimic_binop_name(mimic_binop op); /* "add", "sub", ... */
+const char *mimic_cmpop_name(mimic_cmpop op); /* "eq", "ne", ... */
+
+mimic_tensor *mimic_unary(mimic_unop op, const mimic_tensor *a);
+int mimic_unary_out(mimic_tensor *out, mimic_unop op, const mimic_tensor *a);
+mimic_tensor *mimic_binary(mimic_binop op, const mimic_tensor *a, const mimic_tensor *b);
+int mimic_binary_out(mimic_tensor *out, mimic_binop op, const mimic_tensor *a, const mimic_tensor *b);
+mimic_tensor *mimic_compare(mimic_cmpop op, const mimic_tensor *a, const mimic_tensor *b);
+int mimic_compare_out(mimic_tensor *out, mimic_cmpop op, const mimic_tensor *a, const mimic_tensor *b);
+/* min(max(a, lo), hi); pass -INFINITY / INFINITY for a one-sided clamp. */
+mimic_tensor *mimic_clamp(const mimic_tensor *a, double lo, double hi);
+int mimic_clamp_out(mimic_tensor *out, const mimic_tensor *a, double lo, double hi);
+/* cond ? a : b, all three broadcast together; cond is bool (or any type: != 0). */
+mimic_tensor *mimic_where(const mimic_tensor *cond, const mimic_tensor *a, const mimic_tensor *b);
+/* The broadcast shape of a and b into shape/ndim; MIMIC_ESHAPE naming `fn` if none. */
+int mimic_broadcast_shape(const char *fn, const mimic_tensor *a, const mimic_tensor *b,
+                          int *ndim, int64_t *shape);
+
+/* --- reductions --------------------------------------------------------------- */
+/* dim = MIMIC_ALL_DIMS reduces over all elements (result is 0-dim, or all-ones
+ * shape with keepdim). VAR and STD use `param` as the correction (ddof: 0 is the
+ * population variance, NumPy's default; 1 the sample variance). NORM uses
+ * `param` as the order p (p = INFINITY: max |x|). */
+typedef enum mimic_redop {
+    MIMIC_SUM, MIMIC_MEAN, MIMIC_PROD, MIMIC_VAR, MIMIC_STD, MIMIC_NORM, MIMIC_MIN, MIMIC_MAX,
+    MIMIC_REDOP_COUNT
+} mimic_redop;
+const char *mimic_redop_name(mimic_redop op);
+mimic_tensor *mimic_reduce(mimic_redop op, const mimic_tensor *t, int dim, bool keepdim, double param);
+int mimic_reduce_out(mimic_tensor *out, mimic_redop op, const mimic_tensor *t, int dim, bool keepdim,
+                     double param);
+/* Index (int64) of the first min/max along dim (all dims: of the flattened tensor). */
+mimic_tensor *mimic_argmin(const mimic_tensor *t, int dim, bool keepdim);
+mimic_tensor *mimic_argmax(const mimic_tensor *t, int dim, bool keepdim);
+mimic_tensor *mimic_cumsum(const mimic_tensor *t, int dim);
+
+/* --- linear algebra (sgemm/dgemm; transposed views are passed without copies) ---- */
+/* NumPy matmul: 1-D operands are promoted and the added dim removed; leading
+ * (batch) dims broadcast. */
+mimic_tensor *mimic_matmul(const mimic_tensor *a, const mimic_tensor *b);
+int mimic_matmul_out(mimic_tensor *out, const mimic_tensor *a, const mimic_tensor *b);
+mimic_tensor *mimic_bmm(const mimic_tensor *a, const mimic_tensor *b); /* [B,n,k] x [B,k,m] */
+mimic_tensor *mimic_dot(const mimic_tensor *a, const mimic_tensor *b);   /* 1-D . 1-D -> 0-dim */
+mimic_tensor *mimic_outer(const mimic_tensor *a, const mimic_tensor *b); /* 1-D x 1-D -> 2-D */
+
+/* --- joining, splitting, indexing ----------------------------------------------- */
+mimic_tensor *mimic_cat(mimic_tensor *const *ts, int n, int dim);
+mimic_tensor *mimic_stack(mimic_tensor *const *ts, int n, int dim);
+/* Views of consecutive pieces of `size` along dim (the last may be shorter).
+ * Returns an array of *n new references, allocated with mimic_malloc; free each
+ * tensor and then the array with mimic_free. */
+mimic_tensor **mimic_split(mimic_tensor *t, int64_t size, int dim, int *n);
+/* out[i][j] = t[index[i][j]][j] for dim 0, etc.; index is int64 of t's rank. */
+mimic_tensor *mimic_gather(const mimic_tensor *t, int dim, const mimic_tensor *index);
+/* The entries of t at the 1-D int64 `index` along dim. */
+mimic_tensor *mimic_index_select(const mimic_tensor *t, int dim, const mimic_tensor *index);
+/* 1-D tensor of the elements where mask (broadcast to t) is true, row-major order. */
+mimic_tensor *mimic_masked_select(const mimic_tensor *t, const mimic_tensor *mask);
+
+/* --- sorting ------------------------------------------------------------------------ */
+/* Stable sort along dim; *indices (if not NULL) receives the int64 permutation. NaNs go last. */
+mimic_tensor *mimic_sort(const mimic_tensor *t, int dim, bool descending, mimic_tensor **indices);
+/* The k largest (or smallest) along dim, sorted; *indices as for sort. */
+mimic_tensor *mimic_topk(const mimic_tensor *t, int64_t k, int dim, bool largest, mimic_tensor **indices);
+
+#endif

@@ -1,0 +1,107 @@
+/* Copies, dtype conversion and fills: all strided, broadcasting the source. */
+#include "../base/internal.h"
+
+#include <string.h>
+
+/* One row-copy kernel per (dst, src) dtype pair. */
+#define CONV(NAME, TD, TS, EXPR)                                                    \
+    static void NAME(void *ctx, int64_t n, char **p, const int64_t *s)             \
+    {                                                                               \
+        (void)ctx;                                                                  \
+        char *d = p[0];                                                             \
+        const char *q = p[1];                                                       \
+        if (s[0] == (int64_t)sizeof(TD) && s[1] == (int64_t)sizeof(TS)) {           \
+            TD *dd = (TD *)d;                                                       \
+            const TS *qq = (const TS *)q;                                           \
+            for (int64_t i = 0; i < n; i++) {                                       \
+                TS x = qq[i];                                                       \
+                dd[i] = (TD)(EXPR);                                                 \
+            }                                                                       \
+        } else {                                                                    \
+            for (int64_t i = 0; i < n; i++, d += s[0], q += s[1]) {                 \
+                TS x = *(const TS *)q;                                              \
+                *(TD *)d = (TD)(EXPR);                                              \
+            }                                                                       \
+        }                                                                           \
+    }
+#define ROWS(TD, SD)                                                                \
+    CONV(cp_##SD##_f32, TD, float, x)                                               \
+    CONV(cp_##SD##_f64, TD, double, x)                                              \
+    CONV(cp_##SD##_i64, TD, int64_t, x)                                             \
+    CONV(cp_##SD##_bool, TD, uint8_t, x)
+ROWS(float, f32)
+ROWS(double, f64)
+CONV(cp_i64_f32, int64_t, float, x)
+CONV(cp_i64_f64, int64_t, double, x)
+CONV(cp_i64_i64, int64_t, int64_t, x)
+CONV(cp_i64_bool, int64_t, uint8_t, x)
+CONV(cp_bool_f32, uint8_t, float, x != 0)
+CONV(cp_bool_f64, uint8_t, double, x != 0)
+CONV(cp_bool_i64, uint8_t, int64_t, x != 0)
+CONV(cp_bool_bool, uint8_t, uint8_t, x)
+
+static const mimic_row_fn copy_fn[MIMIC_DTYPE_COUNT][MIMIC_DTYPE_COUNT] = {
+    [MIMIC_F32] = {cp_f32_f32, cp_f32_f64, cp_f32_i64, cp_f32_bool},
+    [MIMIC_F64] = {cp_f64_f32, cp_f64_f64, cp_f64_i64, cp_f64_bool},
+    [MIMIC_I64] = {cp_i64_f32, cp_i64_f64, cp_i64_i64, cp_i64_bool},
+    [MIMIC_BOOL] = {cp_bool_f32, cp_bool_f64, cp_bool_i64, cp_bool_bool},
+};
+
+int mimic_copy(mimic_tensor *dst, const mimic_tensor *src)
+{
+    char a[96], b[96];
+    bool ok = src->ndim <= dst->ndim;
+    for (int d = 0; ok && d < src->ndim; d++) {
+        int64_t s = src->shape[src->ndim - 1 - d], t = dst->shape[dst->ndim - 1 - d];
+        ok = s == t || s == 1;
+    }
+    if (!ok)
+        return mimic_error(MIMIC_ESHAPE, "copy: source of shape %s does not broadcast to destination %s",
+                           mimic_shape_str(src->ndim, src->shape, a, sizeof a),
+                           mimic_shape_str(dst->ndim, dst->shape, b, sizeof b));
+    int64_t sst[MIMIC_MAX_DIMS];
+    mimic_broadcast_strides(src, dst->ndim, sst);
+    const int64_t *strides[2] = {dst->stride, sst};
+    size_t es[2] = {mimic_dtype_size(dst->dtype), mimic_dtype_size(src->dtype)};
+    mimic_iter it;
+    mimic_iter_init(&it, dst->ndim, dst->shape, 2, strides, es);
+    char *base[2] = {mimic_data(dst), mimic_data(src)};
+    mimic_iter_run(&it, base, copy_fn[dst->dtype][src->dtype], NULL, true);
+    return MIMIC_OK;
+}
+
+int mimic_fill(mimic_tensor *t, double v)
+{
+    /* Broadcast a one-element source of t's dtype: the copy kernels do the rest. */
+    union { float f; double d; int64_t i; uint8_t b; } one;
+    switch (t->dtype) {
+    case MIMIC_F32: one.f = (float)v; break;
+    case MIMIC_F64: one.d = v; break;
+    case MIMIC_I64: one.i = (int64_t)v; break;
+    default: one.b = v != 0; break;
+    }
+    mimic_storage s = {.data = &one, .nbytes = sizeof one, .refcount = 1};
+    mimic_tensor src = {.storage = &s, .ndim = 0, .dtype = t->dtype, .refcount = 1};
+    return mimic_copy(t, &src);
+}
+
+mimic_tensor *mimic_clone(const mimic_tensor *t) { return mimic_to_dtype(t, t->dtype); }
+
+mimic_tensor *mimic_to_dtype(const mimic_tensor *t, mimic_dtype dtype)
+{
+    mimic_tensor *c = mimic_empty(t->ndim, t->shape, dtype);
+    if (c && mimic_copy(c, t)) {
+        mimic_tensor_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+mimic_tensor *mimic_contiguous(mimic_tensor *t)
+{
+    if (mimic_is_contiguous(t)) {
+        mimic_tensor_retain(t);
+        return t;
+    }
+    return mimic_clone(t);
+}
