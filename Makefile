@@ -121,7 +121,13 @@ test: all $(TEST_BIN) $(ASAN_BIN)
 
 check: test
 
-bench: all
+BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
+$(B)/bench/%: tests/bench/%.c $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDLIBS_CORE)
+
+bench: all $(BENCH_BIN)
 	@MIMIC_BUILD=$(B) sh tests/bench/run
 
 # Regenerate the NumPy fixtures (needs Debian's python3-numpy; tests do not).
