@@ -96,7 +96,8 @@ mimic_tensor *mimic_index_select(const mimic_tensor *t, int dim, const mimic_ten
 mimic_tensor *mimic_masked_select(const mimic_tensor *t, const mimic_tensor *mask);
 
 /* --- sorting ------------------------------------------------------------------------ */
-/* Stable sort along dim; *indices (if not NULL) receives the int64 permutation. NaNs go last. */
+/* Stable sort along dim; *indices (if not NULL) receives the int64 permutation. NaN ranks
+ * above every number: last in ascending order (as NumPy), first in descending order. */
 mimic_tensor *mimic_sort(const mimic_tensor *t, int dim, bool descending, mimic_tensor **indices);
 /* The k largest (or smallest) along dim, sorted; *indices as for sort. */
 mimic_tensor *mimic_topk(const mimic_tensor *t, int64_t k, int dim, bool largest, mimic_tensor **indices);
