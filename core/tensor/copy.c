@@ -47,6 +47,40 @@ static const mimic_row_fn copy_fn[MIMIC_DTYPE_COUNT][MIMIC_DTYPE_COUNT] = {
     [MIMIC_BOOL] = {cp_bool_f32, cp_bool_f64, cp_bool_i64, cp_bool_bool},
 };
 
+/* A transposing copy (the source steps through the destination's rows with a
+ * large stride but is contiguous down its columns) goes in square tiles, so
+ * both sides stay in cache: a plain row walk touches a new source cache line
+ * per element. Returns false when the layout is not of that kind. */
+static bool copy_tiled(const mimic_iter *it, char *const *base, mimic_row_fn fn, const size_t *es)
+{
+    enum { T = 32 };
+    int nd = it->ndim;
+    if (nd < 2 || it->stride[0][nd - 1] != (int64_t)es[0] || it->stride[1][nd - 2] != (int64_t)es[1] ||
+        it->stride[1][nd - 1] < 64 || it->shape[nd - 1] < T || it->shape[nd - 2] < T)
+        return false;
+    int64_t R = it->shape[nd - 2], C = it->shape[nd - 1], outer = it->rows / R;
+    int64_t tr = (R + T - 1) / T, tc = (C + T - 1) / T, ntiles = outer * tr * tc;
+    const int64_t s[2] = {it->stride[0][nd - 1], it->stride[1][nd - 1]};
+#pragma omp parallel for schedule(static) if (it->numel >= MIMIC_PARALLEL_MIN)
+    for (int64_t k = 0; k < ntiles; k++) {
+        int64_t o = k / (tr * tc), i0 = k % (tr * tc) / tc * T, j0 = k % tc * T;
+        int64_t off[2] = {0, 0};
+        for (int d = nd - 3; d >= 0; d--) {
+            int64_t idx = o % it->shape[d];
+            o /= it->shape[d];
+            off[0] += idx * it->stride[0][d];
+            off[1] += idx * it->stride[1][d];
+        }
+        int64_t n = C - j0 < T ? C - j0 : T;
+        for (int64_t i = i0; i < i0 + T && i < R; i++) {
+            char *p[2] = {base[0] + off[0] + i * it->stride[0][nd - 2] + j0 * s[0],
+                          base[1] + off[1] + i * it->stride[1][nd - 2] + j0 * s[1]};
+            fn(NULL, n, p, s);
+        }
+    }
+    return true;
+}
+
 int mimic_copy(mimic_tensor *dst, const mimic_tensor *src)
 {
     char a[96], b[96];
@@ -66,7 +100,8 @@ int mimic_copy(mimic_tensor *dst, const mimic_tensor *src)
     mimic_iter it;
     mimic_iter_init(&it, dst->ndim, dst->shape, 2, strides, es);
     char *base[2] = {mimic_data(dst), mimic_data(src)};
-    mimic_iter_run(&it, base, copy_fn[dst->dtype][src->dtype], NULL, true);
+    if (!copy_tiled(&it, base, copy_fn[dst->dtype][src->dtype], es))
+        mimic_iter_run(&it, base, copy_fn[dst->dtype][src->dtype], NULL, true);
     return MIMIC_OK;
 }
 

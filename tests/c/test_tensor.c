@@ -154,6 +154,21 @@ TEST(test_large_strided_copy_parallel)
     mimic_tensor_free(t);
     mimic_tensor_free(m);
     mimic_tensor_free(a);
+    /* batched transposes with ragged tile edges, converting dtype on the way */
+    a = mimic_arange(0, 3 * 50 * 71, 1, MIMIC_F64);
+    m = mimic_view(a, 3, (int64_t[]){3, 50, 71});
+    t = mimic_permute(m, (int[]){0, 2, 1});
+    c = mimic_to_dtype(t, MIMIC_F32);
+    bad = 0;
+    for (int64_t b = 0; b < 3; b++)
+        for (int64_t i = 0; i < 71; i++)
+            for (int64_t j = 0; j < 50; j++)
+                bad += mimic_get(c, (int64_t[]){b, i, j}) != (double)(b * 3550 + j * 71 + i);
+    CHECK(bad == 0);
+    mimic_tensor_free(c);
+    mimic_tensor_free(t);
+    mimic_tensor_free(m);
+    mimic_tensor_free(a);
 }
 
 TEST(test_creation)
