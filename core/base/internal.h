@@ -33,6 +33,12 @@ void mimic_iter_run(const mimic_iter *it, char *const *base, mimic_row_fn fn, vo
  * stride 0. The caller has checked compatibility. */
 void mimic_broadcast_strides(const mimic_tensor *t, int ndim, int64_t *out);
 
+/* Float to int64, saturating (NaN -> 0): a plain cast of those is undefined in C. */
+static inline int64_t mimic_f2i64(double x)
+{
+    return x != x ? 0 : x >= 0x1p63 ? INT64_MAX : x < -0x1p63 ? INT64_MIN : (int64_t)x;
+}
+
 /* Below this many elements, element-wise work stays on one thread. */
 #define MIMIC_PARALLEL_MIN 32768
 

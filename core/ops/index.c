@@ -48,7 +48,7 @@ static int check_list(const char *fn, mimic_tensor *const *ts, int n)
 /* Caller owns the result. */
 mimic_tensor *mimic_cat(mimic_tensor *const *ts, int n, int dim)
 {
-    mimic_dtype dt;
+    mimic_dtype dt = MIMIC_F32;
     if (check_list("cat", ts, n) || join_dtype("cat", ts, n, &dt))
         return NULL;
     int nd = ts[0]->ndim;
@@ -94,7 +94,7 @@ mimic_tensor *mimic_cat(mimic_tensor *const *ts, int n, int dim)
 /* Caller owns the result. */
 mimic_tensor *mimic_stack(mimic_tensor *const *ts, int n, int dim)
 {
-    mimic_dtype dt;
+    mimic_dtype dt = MIMIC_F32;
     if (check_list("stack", ts, n) || join_dtype("stack", ts, n, &dt))
         return NULL;
     int nd = ts[0]->ndim;

@@ -31,8 +31,8 @@
     CONV(cp_##SD##_bool, TD, uint8_t, x)
 ROWS(float, f32)
 ROWS(double, f64)
-CONV(cp_i64_f32, int64_t, float, x)
-CONV(cp_i64_f64, int64_t, double, x)
+CONV(cp_i64_f32, int64_t, float, mimic_f2i64(x))
+CONV(cp_i64_f64, int64_t, double, mimic_f2i64(x))
 CONV(cp_i64_i64, int64_t, int64_t, x)
 CONV(cp_i64_bool, int64_t, uint8_t, x)
 CONV(cp_bool_f32, uint8_t, float, x != 0)
@@ -112,7 +112,7 @@ int mimic_fill(mimic_tensor *t, double v)
     switch (t->dtype) {
     case MIMIC_F32: one.f = (float)v; break;
     case MIMIC_F64: one.d = v; break;
-    case MIMIC_I64: one.i = (int64_t)v; break;
+    case MIMIC_I64: one.i = mimic_f2i64(v); break;
     default: one.b = v != 0; break;
     }
     mimic_storage s = {.data = &one, .nbytes = sizeof one, .refcount = 1};

@@ -227,7 +227,7 @@ void mimic_set(mimic_tensor *t, const int64_t *idx, double v)
     switch (t->dtype) {
     case MIMIC_F32: ((float *)p)[off] = (float)v; break;
     case MIMIC_F64: ((double *)p)[off] = v; break;
-    case MIMIC_I64: ((int64_t *)p)[off] = (int64_t)v; break;
+    case MIMIC_I64: ((int64_t *)p)[off] = mimic_f2i64(v); break;
     case MIMIC_BOOL: ((uint8_t *)p)[off] = v != 0; break;
     default: break;
     }

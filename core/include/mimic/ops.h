@@ -66,7 +66,7 @@ typedef enum mimic_redop {
 const char *mimic_redop_name(mimic_redop op);
 mimic_tensor *mimic_reduce(mimic_redop op, const mimic_tensor *t, int dim, bool keepdim, double param);
 int mimic_reduce_out(mimic_tensor *out, mimic_redop op, const mimic_tensor *t, int dim, bool keepdim,
-                     double param);
+                     double param); /* out must not overlap t */
 /* Index (int64) of the first min/max along dim (all dims: of the flattened tensor). */
 mimic_tensor *mimic_argmin(const mimic_tensor *t, int dim, bool keepdim);
 mimic_tensor *mimic_argmax(const mimic_tensor *t, int dim, bool keepdim);
