@@ -84,24 +84,24 @@ static void set_contiguous_strides(mimic_tensor *t)
     }
 }
 
-mimic_tensor *mimic_empty(int ndim, const int64_t *shape, mimic_dtype dtype)
+/* A tensor and its storage record, with data/nbytes/owned left to the caller.
+ * Both structs or neither: on failure nothing is left allocated. */
+static mimic_tensor *tensor_alloc(const char *fn, int ndim, const int64_t *shape, mimic_dtype dtype,
+                                  int64_t *numel)
 {
-    int64_t n;
     if ((unsigned)dtype >= MIMIC_DTYPE_COUNT) {
-        mimic_error(MIMIC_EDTYPE, "empty: invalid dtype %d", (int)dtype);
+        mimic_error(MIMIC_EDTYPE, "%s: invalid dtype %d", fn, (int)dtype);
         return NULL;
     }
-    if (check_shape("empty", ndim, shape, &n))
+    if (check_shape(fn, ndim, shape, numel))
         return NULL;
     mimic_tensor *t = mimic_calloc(1, sizeof *t);
-    mimic_storage *s = mimic_calloc(1, sizeof *s);
-    void *data = s && t ? mimic_malloc((size_t)n * dtype_sizes[dtype]) : NULL;
-    if (!data) {
-        mimic_free(s);
+    mimic_storage *s = t ? mimic_calloc(1, sizeof *s) : NULL;
+    if (!s) {
         mimic_free(t);
         return NULL;
     }
-    *s = (mimic_storage){.data = data, .nbytes = (size_t)n * dtype_sizes[dtype], .refcount = 1, .owned = true};
+    s->refcount = 1;
     t->storage = s;
     t->ndim = ndim;
     t->dtype = dtype;
@@ -112,49 +112,48 @@ mimic_tensor *mimic_empty(int ndim, const int64_t *shape, mimic_dtype dtype)
     return t;
 }
 
-mimic_tensor *mimic_wrap(void *data, int ndim, const int64_t *shape, const int64_t *strides,
-                         mimic_dtype dtype, void (*release)(void *ctx), void *ctx)
+mimic_tensor *mimic_empty(int ndim, const int64_t *shape, mimic_dtype dtype)
 {
     int64_t n;
-    if ((unsigned)dtype >= MIMIC_DTYPE_COUNT) {
-        mimic_error(MIMIC_EDTYPE, "wrap: invalid dtype %d", (int)dtype);
+    mimic_tensor *t = tensor_alloc("empty", ndim, shape, dtype, &n);
+    if (!t)
         return NULL;
-    }
-    if (check_shape("wrap", ndim, shape, &n))
-        return NULL;
-    if (!data && n > 0) {
-        mimic_error(MIMIC_EARG, "wrap: data is NULL for a tensor of %lld elements", (long long)n);
-        return NULL;
-    }
-    int64_t extent = 0; /* highest element offset reached, to size the storage */
-    for (int d = 0; d < ndim; d++) {
-        if (strides && strides[d] < 0) {
-            mimic_error(MIMIC_EARG, "wrap: stride %lld of dim %d is negative; pass the lowest address "
-                        "and a positive stride", (long long)strides[d], d);
-            return NULL;
-        }
-    }
-    mimic_tensor *t = mimic_calloc(1, sizeof *t);
-    mimic_storage *s = mimic_calloc(1, sizeof *s);
-    if (!t || !s) {
+    mimic_storage *s = t->storage;
+    s->nbytes = (size_t)n * dtype_sizes[dtype];
+    s->owned = true;
+    if (!(s->data = mimic_malloc(s->nbytes))) {
         mimic_free(s);
         mimic_free(t);
         return NULL;
     }
-    t->storage = s;
-    t->ndim = ndim;
-    t->dtype = dtype;
-    t->refcount = 1;
-    if (ndim)
-        memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    return t;
+}
+
+mimic_tensor *mimic_wrap(void *data, int ndim, const int64_t *shape, const int64_t *strides,
+                         mimic_dtype dtype, void (*release)(void *ctx), void *ctx)
+{
+    for (int d = 0; strides && d < ndim && d < MIMIC_MAX_DIMS; d++)
+        if (strides[d] < 0) {
+            mimic_error(MIMIC_EARG, "wrap: stride %lld of dim %d is negative; pass the lowest address "
+                        "and a positive stride", (long long)strides[d], d);
+            return NULL;
+        }
+    int64_t n;
+    mimic_tensor *t = tensor_alloc("wrap", ndim, shape, dtype, &n);
+    if (!t)
+        return NULL;
+    if (!data && n > 0) {
+        mimic_tensor_free(t); /* storage not owned and data NULL: frees only the structs */
+        mimic_error(MIMIC_EARG, "wrap: data is NULL for a tensor of %lld elements", (long long)n);
+        return NULL;
+    }
     if (strides)
         memcpy(t->stride, strides, (size_t)ndim * sizeof *strides);
-    else
-        set_contiguous_strides(t);
+    int64_t extent = 0; /* highest element offset reached, to size the storage */
     for (int d = 0; d < ndim; d++)
         extent += (shape[d] - 1) * t->stride[d];
-    *s = (mimic_storage){.data = data, .nbytes = n ? (size_t)(extent + 1) * dtype_sizes[dtype] : 0,
-                         .refcount = 1, .owned = false, .release = release, .release_ctx = ctx};
+    *t->storage = (mimic_storage){.data = data, .nbytes = n ? (size_t)(extent + 1) * dtype_sizes[dtype] : 0,
+                                  .refcount = 1, .owned = false, .release = release, .release_ctx = ctx};
     return t;
 }
 
