@@ -80,9 +80,11 @@ $(LIB_SO): $(CORE_OBJ)
 	$(CC) -shared -o $@ $^ $(LDLIBS_CORE)
 
 # The module links the core statically: `require "mimic"` needs no LD_LIBRARY_PATH.
+# -z nodelete: lua_close() would dlclose the module and unmap libgomp/OpenBLAS
+# under their idle worker threads, a crash at interpreter exit.
 $(LUA_MOD): $(LUA_OBJ) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CC) -shared -o $@ $(LUA_OBJ) $(LIB_A) $(LDLIBS_CORE)
+	$(CC) -shared -Wl,-z,nodelete -o $@ $(LUA_OBJ) $(LIB_A) $(LDLIBS_CORE)
 
 $(EXE): $(B)/obj/lua/main.o $(LUA_OBJ) $(LIB_A)
 	@mkdir -p $(@D)

@@ -488,7 +488,7 @@ mimic_tensor *mimic_expand(mimic_tensor *t, int ndim, const int64_t *shape)
             st[d] = 0;
         else {
             mimic_error(MIMIC_ESHAPE, "expand: cannot expand %s to %s (dim %d: %lld to %lld; only size-1 dims "
-                        "stretch)", SHAPE_STR(t->ndim, t->shape), SHAPE_STR(ndim, sh), d, (long long)have,
+                        "stretch)", SHAPE_STR(t->ndim, t->shape), SHAPE_STR(ndim, shape), d - ndim, (long long)have,
                         (long long)sh[d]);
             return NULL;
         }
