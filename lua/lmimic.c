@@ -3,6 +3,7 @@
 #include "lmimic.h"
 
 #include <stdio.h>
+#include <time.h>
 
 int lmimic_error(lua_State *L)
 {
@@ -144,11 +145,22 @@ static int l_get_num_threads(lua_State *L)
     return 1;
 }
 
+/* Wall-clock seconds from a monotonic clock: os.clock() counts CPU time of all
+ * threads, which overstates elapsed time as soon as BLAS runs in parallel. */
+static int l_clock(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + 1e-9 * (lua_Number)ts.tv_nsec);
+    return 1;
+}
+
 int luaopen_mimic(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         {"set_num_threads", l_set_num_threads},
         {"get_num_threads", l_get_num_threads},
+        {"clock", l_clock},
         {NULL, NULL},
     };
     luaL_newlib(L, funcs);
