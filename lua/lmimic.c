@@ -11,6 +11,14 @@ int lmimic_error(lua_State *L)
     return luaL_error(L, "%s", msg[0] ? msg : "mimic: operation failed without a message (a bug: please report it)");
 }
 
+int lmimic_return_self(lua_State *L, int rc)
+{
+    if (rc != MIMIC_OK)
+        return lmimic_error(L);
+    lua_settop(L, 1);
+    return 1;
+}
+
 int lmimic_dim(lua_State *L, const char *fn, lua_Integer dim, int ndim)
 {
     lua_Integer n = ndim ? ndim : 1;

@@ -28,6 +28,9 @@ int luaopen_mimic(lua_State *L);
 /* Raises a Lua error carrying mimic_errmsg() (prefixed with the Lua caller's
  * position, like luaL_error). Never returns. */
 int lmimic_error(lua_State *L);
+/* Ends an in-place function on its status rc: raises lmimic_error() on a
+ * failure, else returns argument 1 (the tensor changed) so calls chain. */
+int lmimic_return_self(lua_State *L, int rc);
 
 /* --- tensors ----------------------------------------------------------------- */
 /* Pushes an empty tensor box (metatable set, owning nothing) and returns the

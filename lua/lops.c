@@ -67,10 +67,7 @@ static int l_unary(lua_State *L)
 static int l_unary_(lua_State *L)
 {
     mimic_tensor *a = lmimic_checktensor(L, 1);
-    if (mimic_unary_out(a, (mimic_unop)OPCODE(L), a) != MIMIC_OK)
-        return lmimic_error(L);
-    lua_settop(L, 1);
-    return 1;
+    return lmimic_return_self(L, mimic_unary_out(a, (mimic_unop)OPCODE(L), a));
 }
 
 static int l_binary(lua_State *L)
@@ -88,10 +85,7 @@ static int l_binary_(lua_State *L)
     lmimic_scalar sb;
     mimic_tensor *a = lmimic_checktensor(L, 1);
     const mimic_tensor *b = operand(L, 2, a, &sb);
-    if (mimic_binary_out(a, (mimic_binop)OPCODE(L), a, b) != MIMIC_OK)
-        return lmimic_error(L);
-    lua_settop(L, 1);
-    return 1;
+    return lmimic_return_self(L, mimic_binary_out(a, (mimic_binop)OPCODE(L), a, b));
 }
 
 static int l_compare(lua_State *L)
@@ -135,10 +129,7 @@ static int l_clamp_(lua_State *L)
     mimic_tensor *a = lmimic_checktensor(L, 1);
     double lo, hi;
     clamp_bounds(L, &lo, &hi);
-    if (mimic_clamp_out(a, a, lo, hi) != MIMIC_OK)
-        return lmimic_error(L);
-    lua_settop(L, 1);
-    return 1;
+    return lmimic_return_self(L, mimic_clamp_out(a, a, lo, hi));
 }
 
 /* where(cond, a, b): a and b are tensors or numbers */
@@ -257,37 +248,18 @@ static int l_cumsum(lua_State *L)
 }
 
 /* --- linear algebra ----------------------------------------------------------------- */
-static int l_matmul(lua_State *L)
+/* f(a, b) of two tensor arguments: matmul, bmm, dot, outer. */
+static int tensor_pair(lua_State *L, mimic_tensor *(*f)(const mimic_tensor *, const mimic_tensor *))
 {
     mimic_tensor *a = lmimic_checktensor(L, 1), *b = lmimic_checktensor(L, 2);
     mimic_tensor **box = NEWT(L);
-    RESULT(L, box, mimic_matmul(a, b));
+    RESULT(L, box, f(a, b));
     return 1;
 }
-
-static int l_bmm(lua_State *L)
-{
-    mimic_tensor *a = lmimic_checktensor(L, 1), *b = lmimic_checktensor(L, 2);
-    mimic_tensor **box = NEWT(L);
-    RESULT(L, box, mimic_bmm(a, b));
-    return 1;
-}
-
-static int l_dot(lua_State *L)
-{
-    mimic_tensor *a = lmimic_checktensor(L, 1), *b = lmimic_checktensor(L, 2);
-    mimic_tensor **box = NEWT(L);
-    RESULT(L, box, mimic_dot(a, b));
-    return 1;
-}
-
-static int l_outer(lua_State *L)
-{
-    mimic_tensor *a = lmimic_checktensor(L, 1), *b = lmimic_checktensor(L, 2);
-    mimic_tensor **box = NEWT(L);
-    RESULT(L, box, mimic_outer(a, b));
-    return 1;
-}
+static int l_matmul(lua_State *L) { return tensor_pair(L, mimic_matmul); }
+static int l_bmm(lua_State *L) { return tensor_pair(L, mimic_bmm); }
+static int l_dot(lua_State *L) { return tensor_pair(L, mimic_dot); }
+static int l_outer(lua_State *L) { return tensor_pair(L, mimic_outer); }
 
 /* --- joining, splitting, indexing ------------------------------------------------------ */
 /* The tensors of the list at arg, in a userdata array (collected, so an error

@@ -108,6 +108,17 @@ static void set_elem(lua_State *L, mimic_tensor *t, const int64_t *idx, int vidx
     mimic_set(t, idx, lmimic_checkvalue(L, vidx));
 }
 
+/* Sets every element of t to the value at vidx. mimic_fill takes a double,
+ * which rounds int64 values beyond 2^53; a Lua integer goes in through a
+ * 0-dim int64 tensor instead (mimic_fill is that same broadcast copy). */
+static int fill_value(lua_State *L, mimic_tensor *t, int vidx)
+{
+    lmimic_scalar sc;
+    if (t->dtype == MIMIC_I64 && lua_isinteger(L, vidx))
+        return mimic_copy(t, lmimic_toscalar(L, vidx, MIMIC_I64, &sc));
+    return mimic_fill(t, lmimic_checkvalue(L, vidx));
+}
+
 /* --- creation ------------------------------------------------------------------- */
 typedef struct fill_ctx {
     mimic_tensor *t;
@@ -165,6 +176,24 @@ static void fill_nested(lua_State *L, fill_ctx *c, int depth)
     }
 }
 
+/* A new tensor of that shape and dtype holding the value at vidx everywhere
+ * (mimic_full, but exact for int64). */
+static void push_full(lua_State *L, int ndim, const int64_t *shape, mimic_dtype dt, int vidx)
+{
+    mimic_tensor **box = NEWT(L);
+    RESULT(L, box, mimic_empty(ndim, shape, dt));
+    if (fill_value(L, *box, vidx) != MIMIC_OK)
+        lmimic_error(L);
+}
+
+/* scalar(v [, dtype]) */
+static int l_scalar(lua_State *L)
+{
+    lmimic_checkvalue(L, 1); /* a bad value is reported before a bad dtype */
+    push_full(L, 0, NULL, lmimic_optdtype(L, 2, lua_type(L, 1) == LUA_TBOOLEAN ? MIMIC_BOOL : MIMIC_F32), 1);
+    return 1;
+}
+
 /* mimic.tensor(nested_table | number | tensor [, dtype]) */
 static int l_tensor(lua_State *L)
 {
@@ -176,12 +205,8 @@ static int l_tensor(lua_State *L)
         return 1;
     }
     int ty = lua_type(L, 1);
-    if (ty == LUA_TNUMBER || ty == LUA_TBOOLEAN) {
-        mimic_dtype dt = lmimic_optdtype(L, 2, ty == LUA_TBOOLEAN ? MIMIC_BOOL : MIMIC_F32);
-        mimic_tensor **box = NEWT(L);
-        RESULT(L, box, mimic_scalar(lmimic_checkvalue(L, 1), dt));
-        return 1;
-    }
+    if (ty == LUA_TNUMBER || ty == LUA_TBOOLEAN)
+        return l_scalar(L);
     if (ty != LUA_TTABLE)
         return luaL_typeerror(L, 1, "table, number or mimic.Tensor");
     /* The shape is that of the first row at each depth; fill_nested checks the rest. */
@@ -248,10 +273,8 @@ static int l_full(lua_State *L)
 {
     int64_t shape[MIMIC_MAX_DIMS];
     int ndim = shape_arg(L, 1, shape);
-    double v = lmimic_checkvalue(L, 2);
-    mimic_dtype dt = lmimic_optdtype(L, 3, lua_type(L, 2) == LUA_TBOOLEAN ? MIMIC_BOOL : MIMIC_F32);
-    mimic_tensor **box = NEWT(L);
-    RESULT(L, box, mimic_full(ndim, shape, v, dt));
+    lmimic_checkvalue(L, 2); /* a bad value is reported before a bad dtype */
+    push_full(L, ndim, shape, lmimic_optdtype(L, 3, lua_type(L, 2) == LUA_TBOOLEAN ? MIMIC_BOOL : MIMIC_F32), 2);
     return 1;
 }
 
@@ -302,15 +325,6 @@ static int l_eye(lua_State *L)
     mimic_dtype dt = lmimic_optdtype(L, darg, MIMIC_F32);
     mimic_tensor **box = NEWT(L);
     RESULT(L, box, mimic_eye((int64_t)n, (int64_t)m, dt));
-    return 1;
-}
-
-static int l_scalar(lua_State *L)
-{
-    double v = lmimic_checkvalue(L, 1);
-    mimic_dtype dt = lmimic_optdtype(L, 2, lua_type(L, 1) == LUA_TBOOLEAN ? MIMIC_BOOL : MIMIC_F32);
-    mimic_tensor **box = NEWT(L);
-    RESULT(L, box, mimic_scalar(v, dt));
     return 1;
 }
 
@@ -590,19 +604,13 @@ static int t_to(lua_State *L)
 static int t_copy(lua_State *L)
 {
     mimic_tensor *t = lmimic_checktensor(L, 1), *src = lmimic_checktensor(L, 2);
-    if (mimic_copy(t, src) != MIMIC_OK)
-        return lmimic_error(L);
-    lua_settop(L, 1);
-    return 1;
+    return lmimic_return_self(L, mimic_copy(t, src));
 }
 
 static int t_fill(lua_State *L)
 {
     mimic_tensor *t = lmimic_checktensor(L, 1);
-    if (mimic_fill(t, lmimic_checkvalue(L, 2)) != MIMIC_OK)
-        return lmimic_error(L);
-    lua_settop(L, 1);
-    return 1;
+    return lmimic_return_self(L, fill_value(L, t, 2));
 }
 
 static void push_table(lua_State *L, const mimic_tensor *t, int d, int64_t *idx)
@@ -784,7 +792,7 @@ static int t_newindex(lua_State *L)
             return 0;
         }
         mimic_tensor *v = lmimic_checktensor(L, -1);
-        int rc = src ? mimic_copy(v, src) : mimic_fill(v, lmimic_checkvalue(L, 3));
+        int rc = src ? mimic_copy(v, src) : fill_value(L, v, 3);
         return rc == MIMIC_OK ? 0 : lmimic_error(L);
     }
     mimic_tensor *k = lmimic_totensor(L, 2);
@@ -1250,11 +1258,7 @@ static int fill_random(lua_State *L, int normal)
     random_opts(L, 4, &g, &dt);
     if (!g)
         g = lmimic_defaultgenerator(L);
-    int rc = normal ? mimic_rng_normal(g, t, a, b) : mimic_rng_uniform(g, t, a, b);
-    if (rc != MIMIC_OK)
-        return lmimic_error(L);
-    lua_settop(L, 1);
-    return 1;
+    return lmimic_return_self(L, normal ? mimic_rng_normal(g, t, a, b) : mimic_rng_uniform(g, t, a, b));
 }
 static int t_uniform_(lua_State *L) { return fill_random(L, 0); }
 static int t_normal_(lua_State *L) { return fill_random(L, 1); }

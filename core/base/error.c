@@ -1,7 +1,7 @@
 /* The calling thread's last error: the one documented piece of global state
  * that every call may touch. Thread-local so that separate host threads never
  * see each other's messages. */
-#include "mimic/base.h"
+#include "internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,4 +30,14 @@ int mimic_error(int code, const char *fmt, ...)
     snprintf(errbuf, sizeof errbuf, "%s", tmp);
     errcode = code;
     return code;
+}
+
+const char *mimic_ordinal(int i, char *buf, size_t size)
+{
+    int n = i + 1, tens = n % 100;
+    const char *suffix = "th";
+    if (tens < 11 || tens > 13)
+        suffix = n % 10 == 1 ? "st" : n % 10 == 2 ? "nd" : n % 10 == 3 ? "rd" : "th";
+    snprintf(buf, size, "%d%s", n, suffix);
+    return buf;
 }

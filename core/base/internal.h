@@ -39,6 +39,13 @@ static inline int64_t mimic_f2i64(double x)
     return x != x ? 0 : x >= 0x1p63 ? INT64_MAX : x < -0x1p63 ? INT64_MIN : (int64_t)x;
 }
 
+/* How messages name things (see base.h): a dim counted from the end, a 0-dim
+ * tensor counting as one dim as in mimic_dim; a list position i (0-based) as
+ * "1st", "2nd", ... written into buf, which ORDINAL provides for one call. */
+static inline int mimic_dim_from_end(int d, int ndim) { return d - (ndim ? ndim : 1); }
+const char *mimic_ordinal(int i, char *buf, size_t size);
+#define MIMIC_ORDINAL(i) mimic_ordinal((i), (char[16]){0}, 16)
+
 /* Below this many elements, element-wise work stays on one thread. */
 #define MIMIC_PARALLEL_MIN 32768
 

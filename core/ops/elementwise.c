@@ -291,8 +291,8 @@ static int bshape(const char *fn, int na, const int64_t *sa, int nb, const int64
         if (x != y && x != 1 && y != 1) {
             char a[96], b[96];
             return mimic_error(MIMIC_ESHAPE, "%s: shapes %s and %s do not broadcast (dim %d: %lld vs %lld)", fn,
-                               mimic_shape_str(na, sa, a, sizeof a), mimic_shape_str(nb, sb, b, sizeof b), d,
-                               (long long)x, (long long)y);
+                               mimic_shape_str(na, sa, a, sizeof a), mimic_shape_str(nb, sb, b, sizeof b),
+                               mimic_dim_from_end(d, n), (long long)x, (long long)y);
         }
         r[d] = x == 1 ? y : x;
     }
@@ -348,7 +348,7 @@ static int ew_run(const char *fn, ew_ctx *e, mimic_tensor *out, const mimic_tens
     for (int d = 0; d < ndim; d++)
         if (shape[d] > 1 && out->stride[d] == 0)
             return mimic_error(MIMIC_EARG, "%s: the output is a broadcast view (stride 0 in dim %d); "
-                               "write into a tensor that owns its elements", fn, d);
+                               "write into a tensor that owns its elements", fn, mimic_dim_from_end(d, ndim));
     e->out_dt = out->dtype;
     mimic_tensor *tmp[3] = {NULL, NULL, NULL};
     const mimic_tensor *op[3];

@@ -27,8 +27,8 @@ static int join_dtype(const char *fn, mimic_tensor *const *ts, int n, mimic_dtyp
             continue;
         bool floats = (u == MIMIC_F32 || u == MIMIC_F64) && (t == MIMIC_F32 || t == MIMIC_F64);
         if (!floats)
-            return mimic_error(MIMIC_EDTYPE, "%s: tensor %d is %s but tensor 0 is %s; convert them to one dtype first",
-                               fn, i, mimic_dtype_name(u), mimic_dtype_name(ts[0]->dtype));
+            return mimic_error(MIMIC_EDTYPE, "%s: the %s tensor is %s but the 1st is %s; convert them to one dtype "
+                               "first", fn, MIMIC_ORDINAL(i), mimic_dtype_name(u), mimic_dtype_name(ts[0]->dtype));
         t = MIMIC_F64;
     }
     *out = t;
@@ -41,7 +41,7 @@ static int check_list(const char *fn, mimic_tensor *const *ts, int n)
         return mimic_error(MIMIC_EARG, "%s: needs at least one tensor", fn);
     for (int i = 0; i < n; i++)
         if (!ts[i])
-            return mimic_error(MIMIC_EARG, "%s: tensor %d is NULL", fn, i);
+            return mimic_error(MIMIC_EARG, "%s: the %s tensor is NULL", fn, MIMIC_ORDINAL(i));
     return MIMIC_OK;
 }
 
@@ -67,8 +67,9 @@ mimic_tensor *mimic_cat(mimic_tensor *const *ts, int n, int dim)
         for (int d = 0; ok && d < nd; d++)
             ok = d == dim || t->shape[d] == ts[0]->shape[d];
         if (!ok) {
-            mimic_error(MIMIC_ESHAPE, "cat: tensor %d has shape %s but tensor 0 has %s (all dims but dim %d must match)",
-                        i, SHAPE_STR(t), SHAPE_STR(ts[0]), dim);
+            mimic_error(MIMIC_ESHAPE, "cat: the %s tensor has shape %s but the 1st has %s (all dims but the cat "
+                        "dim, dim %d, must match)", MIMIC_ORDINAL(i), SHAPE_STR(t), SHAPE_STR(ts[0]),
+                        mimic_dim_from_end(dim, nd));
             return NULL;
         }
         shape[dim] += t->shape[dim];
@@ -109,8 +110,8 @@ mimic_tensor *mimic_stack(mimic_tensor *const *ts, int n, int dim)
         for (int d = 0; ok && d < nd; d++)
             ok = ts[i]->shape[d] == ts[0]->shape[d];
         if (!ok) {
-            mimic_error(MIMIC_ESHAPE, "stack: tensor %d has shape %s but tensor 0 has %s (all must match)", i,
-                        SHAPE_STR(ts[i]), SHAPE_STR(ts[0]));
+            mimic_error(MIMIC_ESHAPE, "stack: the %s tensor has shape %s but the 1st has %s (all must match)",
+                        MIMIC_ORDINAL(i), SHAPE_STR(ts[i]), SHAPE_STR(ts[0]));
             return NULL;
         }
     }
@@ -189,10 +190,12 @@ static int check_index(const char *fn, const mimic_tensor *index)
     return MIMIC_OK;
 }
 
-static int index_range_error(const char *fn, int64_t i, int dim, int64_t size)
+/* i is the caller's 0-based value: the Lua binding range-checks its 1-based
+ * indices itself, so only C callers see this. */
+static int index_range_error(const char *fn, int64_t i, int dim, int ndim, int64_t size)
 {
     return mimic_error(MIMIC_EARG, "%s: index %lld is out of range for dim %d of size %lld (valid: 0..%lld)", fn,
-                       (long long)i, dim, (long long)size, (long long)size - 1);
+                       (long long)i, mimic_dim_from_end(dim, ndim), (long long)size, (long long)size - 1);
 }
 
 /* gather rows: p[0] out, p[1] index, p[2] t with dim's stride zeroed. */
@@ -238,7 +241,7 @@ mimic_tensor *mimic_gather(const mimic_tensor *t, int dim, const mimic_tensor *i
         ok = d == dim || index->shape[d] <= t->shape[d];
     if (!ok) {
         mimic_error(MIMIC_ESHAPE, "gather: index of shape %s does not fit tensor %s (same rank; each dim but "
-                    "dim %d no larger)", SHAPE_STR(index), SHAPE_STR(t), dim);
+                    "dim %d no larger)", SHAPE_STR(index), SHAPE_STR(t), mimic_dim_from_end(dim, t->ndim));
         return NULL;
     }
     mimic_tensor *r = mimic_empty(index->ndim, index->shape, t->dtype);
@@ -259,7 +262,7 @@ mimic_tensor *mimic_gather(const mimic_tensor *t, int dim, const mimic_tensor *i
     /* Sequential, so the first bad index is the one reported. */
     mimic_iter_run(&it, base, gather_row, &c, false);
     if (c.bad) {
-        index_range_error("gather", c.bad_index, dim, tsize);
+        index_range_error("gather", c.bad_index, dim, t->ndim, tsize);
         mimic_tensor_free(r);
         return NULL;
     }
@@ -289,7 +292,7 @@ mimic_tensor *mimic_index_select(const mimic_tensor *t, int dim, const mimic_ten
     const int64_t *ix = mimic_data(index);
     for (int64_t i = 0; i < len; i++)
         if (ix[i * istride] < 0 || ix[i * istride] >= t->shape[dim]) {
-            index_range_error("index_select", ix[i * istride], dim, t->shape[dim]);
+            index_range_error("index_select", ix[i * istride], dim, t->ndim, t->shape[dim]);
             return NULL;
         }
     int64_t shape[MIMIC_MAX_DIMS];

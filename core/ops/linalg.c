@@ -343,7 +343,7 @@ int mimic_matmul_out(mimic_tensor *out, const mimic_tensor *a, const mimic_tenso
     for (int d = 0; d < out->ndim; d++)
         if (out->shape[d] > 1 && out->stride[d] == 0)
             return mimic_error(MIMIC_EARG, "matmul: the output is a broadcast view (stride 0 in dim %d); "
-                               "write into a tensor that owns its elements", d);
+                               "write into a tensor that owns its elements", mimic_dim_from_end(d, out->ndim));
     return mm_into(out, a, b, &p);
 }
 

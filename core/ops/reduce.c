@@ -423,7 +423,7 @@ static int check_nonempty(const char *fn, const mimic_tensor *t, const plan *pl)
         return mimic_error(MIMIC_ESHAPE, "%s: cannot reduce an empty dim (size 0); the tensor of shape %s "
                            "has no elements", fn, s);
     return mimic_error(MIMIC_ESHAPE, "%s: cannot reduce an empty dim (size 0); dim %d of shape %s has no "
-                       "elements (slice the empty case out first)", fn, pl->d, s);
+                       "elements (slice the empty case out first)", fn, mimic_dim_from_end(pl->d, t->ndim), s);
 }
 
 /* *outp if given (shape checked), else a new tensor of dtype dt that the

@@ -223,7 +223,7 @@ mimic_tensor *mimic_topk(const mimic_tensor *t, int64_t k, int dim, bool largest
     int64_t len = t->ndim ? t->shape[d] : 1;
     if (k < 0 || k > len) {
         mimic_error(MIMIC_EARG, "topk: k = %lld is out of range for dim %d of size %lld in %s (valid: 0..%lld)",
-                    (long long)k, d, (long long)len, SHAPE_STR(t), (long long)len);
+                    (long long)k, mimic_dim_from_end(d, t->ndim), (long long)len, SHAPE_STR(t), (long long)len);
         return NULL;
     }
     return sort_common("topk", t, k, d, largest, indices);

@@ -66,7 +66,7 @@ static int check_shape(const char *fn, int ndim, const int64_t *shape, int64_t *
     for (int d = 0; d < ndim; d++) {
         if (shape[d] < 0)
             return mimic_error(MIMIC_ESHAPE, "%s: size %lld of dim %d is negative", fn,
-                               (long long)shape[d], d);
+                               (long long)shape[d], mimic_dim_from_end(d, ndim));
         if (shape[d] && n > INT64_MAX / 16 / shape[d])
             return mimic_error(MIMIC_ENOMEM, "%s: the shape has too many elements", fn);
         n *= shape[d];
@@ -135,7 +135,7 @@ mimic_tensor *mimic_wrap(void *data, int ndim, const int64_t *shape, const int64
     for (int d = 0; strides && d < ndim && d < MIMIC_MAX_DIMS; d++)
         if (strides[d] < 0) {
             mimic_error(MIMIC_EARG, "wrap: stride %lld of dim %d is negative; pass the lowest address "
-                        "and a positive stride", (long long)strides[d], d);
+                        "and a positive stride", (long long)strides[d], mimic_dim_from_end(d, ndim));
             return NULL;
         }
     int64_t n;
@@ -246,6 +246,8 @@ char *mimic_shape_str(int ndim, const int64_t *shape, char *buf, size_t size)
     return buf;
 }
 
+/* The message echoes the caller's dim as given (0-based): the Lua binding checks
+ * its 1-based dims before calling, so this one only reaches C callers. */
 int mimic_dim(const char *fn, int dim, int ndim)
 {
     int n = ndim ? ndim : 1;
@@ -397,8 +399,8 @@ mimic_tensor *mimic_permute(mimic_tensor *t, const int *dims)
         if (s < 0)
             return NULL;
         if (seen[s]) {
-            mimic_error(MIMIC_EARG, "permute: dim %d appears twice; give each of the %d dims once", s,
-                        t->ndim);
+            mimic_error(MIMIC_EARG, "permute: dim %d appears twice; give each of the %d dims once",
+                        mimic_dim_from_end(s, t->ndim), t->ndim);
             return NULL;
         }
         seen[s] = true;
@@ -423,7 +425,7 @@ mimic_tensor *mimic_slice(mimic_tensor *t, int dim, int64_t start, int64_t stop,
     }
     if (start < 0 || start > n || stop < start || stop > n) {
         mimic_error(MIMIC_EARG, "slice: range [%lld, %lld) is outside dim %d of size %lld", (long long)start,
-                    (long long)stop, dim, (long long)n);
+                    (long long)stop, mimic_dim_from_end(dim, t->ndim), (long long)n);
         return NULL;
     }
     int64_t sh[MIMIC_MAX_DIMS], st[MIMIC_MAX_DIMS];
@@ -453,7 +455,7 @@ mimic_tensor *mimic_select(mimic_tensor *t, int dim, int64_t index)
         return NULL;
     if (index < 0 || index >= t->shape[dim]) {
         mimic_error(MIMIC_EARG, "select: index %lld is out of range for dim %d of size %lld", (long long)index,
-                    dim, (long long)t->shape[dim]);
+                    mimic_dim_from_end(dim, t->ndim), (long long)t->shape[dim]);
         return NULL;
     }
     int64_t sh[MIMIC_MAX_DIMS], st[MIMIC_MAX_DIMS];
@@ -479,7 +481,8 @@ mimic_tensor *mimic_expand(mimic_tensor *t, int ndim, const int64_t *shape)
         int64_t have = td >= 0 ? t->shape[td] : 1;
         sh[d] = shape[d] == -1 ? have : shape[d];
         if (td < 0 && shape[d] == -1) {
-            mimic_error(MIMIC_ESHAPE, "expand: -1 is not allowed for the new leading dim %d", d);
+            mimic_error(MIMIC_ESHAPE, "expand: -1 is not allowed for the new leading dim %d",
+                        mimic_dim_from_end(d, ndim));
             return NULL;
         }
         if (have == sh[d])
@@ -488,8 +491,8 @@ mimic_tensor *mimic_expand(mimic_tensor *t, int ndim, const int64_t *shape)
             st[d] = 0;
         else {
             mimic_error(MIMIC_ESHAPE, "expand: cannot expand %s to %s (dim %d: %lld to %lld; only size-1 dims "
-                        "stretch)", SHAPE_STR(t->ndim, t->shape), SHAPE_STR(ndim, shape), d - ndim, (long long)have,
-                        (long long)sh[d]);
+                        "stretch)", SHAPE_STR(t->ndim, t->shape), SHAPE_STR(ndim, shape), mimic_dim_from_end(d, ndim),
+                        (long long)have, (long long)sh[d]);
             return NULL;
         }
     }
@@ -543,7 +546,8 @@ mimic_tensor *mimic_flatten(mimic_tensor *t, int start_dim, int end_dim)
         (end_dim = mimic_dim("flatten", end_dim, t->ndim)) < 0)
         return NULL;
     if (end_dim < start_dim) {
-        mimic_error(MIMIC_EARG, "flatten: end dim %d comes before start dim %d", end_dim, start_dim);
+        mimic_error(MIMIC_EARG, "flatten: end dim %d comes before start dim %d", mimic_dim_from_end(end_dim, t->ndim),
+                    mimic_dim_from_end(start_dim, t->ndim));
         return NULL;
     }
     int64_t sh[MIMIC_MAX_DIMS];

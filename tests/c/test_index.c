@@ -1,67 +1,11 @@
 /* Joining and indexing: cat, stack, split, gather, index_select,
  * masked_select against explicit loops, any dtype, bounds errors. */
 #include "check.h"
+#include "testutil.h"
 #include "mimic/ops.h"
 #include "mimic/rng.h"
 
-#include <stdatomic.h>
-#include <stdlib.h>
-
 static mimic_rng rng;
-
-static atomic_long n_allocs;
-static atomic_long fail_at = -1; /* the allocation with this count fails (-1: none) */
-static void *count_alloc(void *ud, size_t n)
-{
-    (void)ud;
-    if (atomic_fetch_add(&n_allocs, 1) == atomic_load(&fail_at))
-        return NULL;
-    return malloc(n);
-}
-static void *count_realloc(void *ud, void *p, size_t n)
-{
-    (void)ud;
-    atomic_fetch_add(&n_allocs, 1);
-    return realloc(p, n);
-}
-static void count_free(void *ud, void *p)
-{
-    (void)ud;
-    free(p);
-}
-
-static mimic_tensor *rand_t(int ndim, const int64_t *shape, mimic_dtype dt)
-{
-    mimic_tensor *t = mimic_empty(ndim, shape, dt);
-    if (dt == MIMIC_F32 || dt == MIMIC_F64) {
-        mimic_rng_uniform(&rng, t, -1, 1);
-    } else { /* int64: distinct large values; bool: a pattern */
-        int64_t n = mimic_numel(t);
-        mimic_tensor *f = mimic_empty(ndim, shape, MIMIC_F64);
-        mimic_rng_uniform(&rng, f, 0, 1);
-        mimic_tensor *flat = mimic_reshape(f, 1, &n);
-        for (int64_t i = 0; i < n; i++) {
-            double u = mimic_get(flat, &i);
-            mimic_set(flat, &i, dt == MIMIC_I64 ? (double)((int64_t)(u * 1e15) * 4 + 1) : (u < 0.5));
-        }
-        mimic_copy(t, f);
-        mimic_tensor_free(flat);
-        mimic_tensor_free(f);
-    }
-    return t;
-}
-#define RAND(dt, ...) rand_t((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}, dt)
-
-static bool same_shape(const mimic_tensor *t, int ndim, const int64_t *shape)
-{
-    if (!t || t->ndim != ndim)
-        return false;
-    for (int d = 0; d < ndim; d++)
-        if (t->shape[d] != shape[d])
-            return false;
-    return true;
-}
-#define SHAPE_IS(t, ...) same_shape(t, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__})
 
 /* Advance a row-major multi-index; false after the last. */
 static bool next_idx(int ndim, const int64_t *shape, int64_t *idx)
@@ -126,10 +70,10 @@ TEST(test_cat)
     mimic_tensor_free(r);
     mimic_tensor *l = RAND(MIMIC_I64, 3), *m = RAND(MIMIC_F32, 2, 3);
     CHECK_ERR_PTR(mimic_cat((mimic_tensor *[]){f, l}, 2, 0), MIMIC_EDTYPE,
-                  "cat: tensor 1 is int64 but tensor 0 is float32");
-    CHECK_ERR_PTR(mimic_cat((mimic_tensor *[]){f, m}, 2, 0), MIMIC_ESHAPE, "cat: tensor 1 has shape [2,3] but tensor 0 has [3]");
+                  "cat: the 2nd tensor is int64 but the 1st is float32");
+    CHECK_ERR_PTR(mimic_cat((mimic_tensor *[]){f, m}, 2, 0), MIMIC_ESHAPE, "cat: the 2nd tensor has shape [2,3] but the 1st has [3]");
     mimic_tensor *m2 = RAND(MIMIC_F32, 2, 4);
-    CHECK_ERR_PTR(mimic_cat((mimic_tensor *[]){m, m2}, 2, 0), MIMIC_ESHAPE, "all dims but dim 0 must match");
+    CHECK_ERR_PTR(mimic_cat((mimic_tensor *[]){m, m2}, 2, 0), MIMIC_ESHAPE, "all dims but the cat dim, dim -2, must match");
     mimic_tensor *ok = mimic_cat((mimic_tensor *[]){m, m2}, 2, 1);
     CHECK(SHAPE_IS(ok, 2, 7));
     mimic_tensor_free(ok);
@@ -143,6 +87,34 @@ TEST(test_cat)
     mimic_tensor_free(l);
     mimic_tensor_free(f);
     mimic_tensor_free(d);
+}
+
+/* Positions in a list are English ordinals, so messages read the same from
+ * C (0-based) and Lua (1-based). */
+TEST(test_join_names_positions_by_ordinal)
+{
+    static const struct { int at; const char *want; } cases[] = {
+        {1, "the 2nd tensor"}, {2, "the 3rd tensor"}, {3, "the 4th tensor"}, {10, "the 11th tensor"},
+        {11, "the 12th tensor"}, {12, "the 13th tensor"}, {20, "the 21st tensor"}, {21, "the 22nd tensor"},
+        {22, "the 23rd tensor"}, {100, "the 101st tensor"}, {110, "the 111th tensor"}, {111, "the 112th tensor"},
+    };
+    mimic_tensor *v = mimic_zeros(1, (int64_t[]){3}, MIMIC_F32), *m = mimic_zeros(2, (int64_t[]){2, 3}, MIMIC_F32);
+    mimic_tensor *ts[112];
+    char want[64];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (int i = 0; i < 112; i++)
+            ts[i] = v;
+        ts[cases[c].at] = m;
+        snprintf(want, sizeof want, "cat: %s has shape [2,3] but the 1st has [3]", cases[c].want);
+        CHECK_ERR_PTR(mimic_cat(ts, 112, 0), MIMIC_ESHAPE, want);
+        snprintf(want, sizeof want, "stack: %s has shape [2,3] but the 1st has [3]", cases[c].want);
+        CHECK_ERR_PTR(mimic_stack(ts, 112, 0), MIMIC_ESHAPE, want);
+        ts[cases[c].at] = NULL;
+        snprintf(want, sizeof want, "cat: %s is NULL", cases[c].want);
+        CHECK_ERR_PTR(mimic_cat(ts, 112, 0), MIMIC_EARG, want);
+    }
+    mimic_tensor_free(m);
+    mimic_tensor_free(v);
 }
 
 TEST(test_stack)
@@ -176,8 +148,8 @@ TEST(test_stack)
     CHECK(SHAPE_IS(r, 2) && r->dtype == MIMIC_F64 && mimic_get(r, (int64_t[]){1}) == 2.5);
     mimic_tensor_free(r);
     mimic_tensor *s3 = mimic_scalar(3, MIMIC_I64);
-    CHECK_ERR_PTR(mimic_stack((mimic_tensor *[]){a, s3}, 2, 0), MIMIC_ESHAPE, "stack: tensor 1 has shape [] but tensor 0 has [3,4]");
-    CHECK_ERR_PTR(mimic_stack((mimic_tensor *[]){a, s1}, 2, 0), MIMIC_EDTYPE, "stack: tensor 1 is float32 but tensor 0 is int64");
+    CHECK_ERR_PTR(mimic_stack((mimic_tensor *[]){a, s3}, 2, 0), MIMIC_ESHAPE, "stack: the 2nd tensor has shape [] but the 1st has [3,4]");
+    CHECK_ERR_PTR(mimic_stack((mimic_tensor *[]){a, s1}, 2, 0), MIMIC_EDTYPE, "stack: the 2nd tensor is float32 but the 1st is int64");
     mimic_tensor_free(s3);
     CHECK_ERR_PTR(mimic_stack((mimic_tensor *[]){a, a}, 2, 3), MIMIC_EARG, "stack: dim 3 out of range");
     mimic_tensor_free(s1);
@@ -256,7 +228,7 @@ TEST(test_gather)
     CHECK(g && ((int64_t *)mimic_data(g))[2] == ((int64_t *)mimic_data(l))[3]);
     mimic_tensor_free(g);
     mimic_set(ix, (int64_t[]){1, 0}, 3);
-    CHECK_ERR_PTR(mimic_gather(l, 1, ix), MIMIC_EARG, "gather: index 3 is out of range for dim 1 of size 3");
+    CHECK_ERR_PTR(mimic_gather(l, 1, ix), MIMIC_EARG, "gather: index 3 is out of range for dim -1 of size 3");
     mimic_set(ix, (int64_t[]){1, 0}, -1);
     CHECK_ERR_PTR(mimic_gather(l, 1, ix), MIMIC_EARG, "index -1 is out of range");
     mimic_tensor *fx = mimic_zeros(2, (int64_t[]){2, 2}, MIMIC_F32);
@@ -309,7 +281,7 @@ TEST(test_index_select)
     CHECK(SHAPE_IS(r, 4, 0, 5));
     mimic_tensor_free(r);
     mimic_tensor *i3 = long_tensor(1, (int64_t[]){3});
-    CHECK_ERR_PTR(mimic_index_select(t, 1, i3), MIMIC_EARG, "index_select: index 3 is out of range for dim 1 of size 3");
+    CHECK_ERR_PTR(mimic_index_select(t, 1, i3), MIMIC_EARG, "index_select: index 3 is out of range for dim -2 of size 3");
     mimic_tensor_free(i3);
     mimic_tensor *ix2 = mimic_zeros(2, (int64_t[]){2, 2}, MIMIC_I64);
     CHECK_ERR_PTR(mimic_index_select(t, 0, ix2), MIMIC_ESHAPE, "index must be 1-D");
@@ -373,9 +345,9 @@ TEST(test_out_of_memory)
     int failures = 0, successes = 0;
     for (long k = 0; k < 8; k++) {
         int n = 0;
-        atomic_store(&fail_at, atomic_load(&n_allocs) + k);
+        alloc_fail_next(k);
         mimic_tensor **p = mimic_split(t, 2, 0, &n);
-        atomic_store(&fail_at, -1);
+        alloc_fail_none();
         if (p)
             successes++;
         else
@@ -383,13 +355,10 @@ TEST(test_out_of_memory)
         for (int i = 0; i < n; i++)
             mimic_tensor_free(p[i]);
         mimic_free(p);
-        atomic_store(&fail_at, atomic_load(&n_allocs) + k);
+        alloc_fail_next(k);
         mimic_tensor *c = mimic_cat((mimic_tensor *[]){t, t}, 2, 1);
-        atomic_store(&fail_at, -1);
-        if (c)
-            successes++;
-        else
-            failures += mimic_errcode() == MIMIC_ENOMEM;
+        alloc_fail_none();
+        oom_tally(c != NULL, &successes, &failures);
         mimic_tensor_free(c);
     }
     CHECK(successes > 0 && failures + successes == 16);
@@ -398,9 +367,10 @@ TEST(test_out_of_memory)
 
 int main(void)
 {
-    mimic_set_allocator(&(mimic_allocator){count_alloc, count_realloc, count_free, NULL});
+    use_counting_allocator();
     mimic_rng_init(&rng, 99);
     RUN(test_cat);
+    RUN(test_join_names_positions_by_ordinal);
     RUN(test_stack);
     RUN(test_split);
     RUN(test_gather);

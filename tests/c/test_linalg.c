@@ -2,53 +2,11 @@
  * transposed, sliced, broadcast and 1-D operands, empty dims and errors. An
  * allocation-counting allocator checks that BLAS-compatible views are not copied. */
 #include "check.h"
+#include "testutil.h"
 #include "mimic/ops.h"
 #include "mimic/rng.h"
 
-#include <stdatomic.h>
-#include <stdlib.h>
-
-static atomic_long n_allocs;
-static atomic_long fail_at = -1; /* the allocation with this count fails (-1: none) */
-static void *count_alloc(void *ud, size_t n)
-{
-    (void)ud;
-    if (atomic_fetch_add(&n_allocs, 1) == atomic_load(&fail_at))
-        return NULL;
-    return malloc(n);
-}
-static void *count_realloc(void *ud, void *p, size_t n)
-{
-    (void)ud;
-    atomic_fetch_add(&n_allocs, 1);
-    return realloc(p, n);
-}
-static void count_free(void *ud, void *p)
-{
-    (void)ud;
-    free(p);
-}
-
 static mimic_rng rng;
-
-static mimic_tensor *rand_t(int ndim, const int64_t *shape, mimic_dtype dt)
-{
-    mimic_tensor *t = mimic_empty(ndim, shape, dt);
-    mimic_rng_uniform(&rng, t, -1, 1);
-    return t;
-}
-#define RAND(dt, ...) rand_t((int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}, dt)
-
-static bool same_shape(const mimic_tensor *t, int ndim, const int64_t *shape)
-{
-    if (t->ndim != ndim)
-        return false;
-    for (int d = 0; d < ndim; d++)
-        if (t->shape[d] != shape[d])
-            return false;
-    return true;
-}
-#define SHAPE_IS(t, ...) same_shape(t, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__})
 
 /* r == a @ b under NumPy's rules, element by element in double; returns the
  * number of mismatches (each also counted as a check failure). */
@@ -174,16 +132,16 @@ TEST(test_matmul_views_without_copies)
         for (int j = 0; j < 2; j++)
             for (int q = 0; q < 2; q++) {
                 mimic_tensor *out = q ? ot : o;
-                long before = atomic_load(&n_allocs);
+                long before = alloc_count();
                 CHECK_OK(mimic_matmul_out(out, as[i], bs[j]));
-                CHECK(atomic_load(&n_allocs) == before);
+                CHECK(alloc_count() == before);
                 check_matmul(out, as[i], bs[j], TOL32);
             }
     CHECK(ant && SHAPE_IS(ant, 5, 5));
     mimic_tensor *o55 = mimic_empty(2, (int64_t[]){7, 5}, MIMIC_F32);
-    long before = atomic_load(&n_allocs);
+    long before = alloc_count();
     CHECK_OK(mimic_matmul_out(o55, a, ant));
-    CHECK(atomic_load(&n_allocs) == before);
+    CHECK(alloc_count() == before);
     check_matmul(o55, a, ant, TOL32);
     mimic_tensor_free(o55);
     mimic_tensor_free(ant);
@@ -254,17 +212,17 @@ TEST(test_matmul_batch_broadcast)
         {4, {2, 3, 4, 5}, 2, {5, 6}, 4, {2, 3, 4, 6}},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        mimic_tensor *a = rand_t(cases[c].na, cases[c].as, MIMIC_F32);
-        mimic_tensor *b = rand_t(cases[c].nb, cases[c].bs, MIMIC_F32);
+        mimic_tensor *a = rand_tensor(&rng, cases[c].na, cases[c].as, MIMIC_F32);
+        mimic_tensor *b = rand_tensor(&rng, cases[c].nb, cases[c].bs, MIMIC_F32);
         mimic_tensor *r = mimic_matmul(a, b);
         CHECK(r && same_shape(r, cases[c].nr, cases[c].rs));
         if (r && check_matmul(r, a, b, TOL32))
             fprintf(stderr, "  in case %zu\n", c);
         /* With a preallocated output no allocation happens, folded or not. */
         if (r) {
-            long before = atomic_load(&n_allocs);
+            long before = alloc_count();
             CHECK_OK(mimic_matmul_out(r, a, b));
-            CHECK(atomic_load(&n_allocs) == before);
+            CHECK(alloc_count() == before);
             check_matmul(r, a, b, TOL32);
         }
         mimic_tensor_free(r);
@@ -383,7 +341,7 @@ TEST(test_matmul_errors)
     mimic_tensor *b42 = mimic_zeros(2, (int64_t[]){4, 2}, MIMIC_F32), *o = mimic_zeros(2, (int64_t[]){3, 3}, MIMIC_F32);
     CHECK_ERR(mimic_matmul_out(o, a, b42), MIMIC_ESHAPE, "matmul: output has shape [3,3] but the result has shape [3,2]");
     mimic_tensor *row = mimic_zeros(2, (int64_t[]){1, 2}, MIMIC_F32), *bo = mimic_expand(row, 2, (int64_t[]){3, 2});
-    CHECK_ERR(mimic_matmul_out(bo, a, b42), MIMIC_EARG, "matmul: the output is a broadcast view (stride 0 in dim 0)");
+    CHECK_ERR(mimic_matmul_out(bo, a, b42), MIMIC_EARG, "matmul: the output is a broadcast view (stride 0 in dim -2)");
     mimic_tensor_free(bo);
     mimic_tensor_free(row);
     CHECK_ERR_PTR(mimic_bmm(a, b42), MIMIC_ESHAPE, "bmm: expects 3-D tensors");
@@ -440,13 +398,10 @@ TEST(test_matmul_out_of_memory)
     mimic_tensor *b = RAND(MIMIC_F64, 5, 4);                                        /* converted */
     int failures = 0, successes = 0;
     for (long k = 0; k < 12; k++) {
-        atomic_store(&fail_at, atomic_load(&n_allocs) + k);
+        alloc_fail_next(k);
         mimic_tensor *r = mimic_matmul(a, b);
-        atomic_store(&fail_at, -1);
-        if (r)
-            successes++;
-        else
-            failures += mimic_errcode() == MIMIC_ENOMEM;
+        alloc_fail_none();
+        oom_tally(r != NULL, &successes, &failures);
         mimic_tensor_free(r);
     }
     CHECK(successes > 0 && failures + successes == 12);
@@ -457,7 +412,7 @@ TEST(test_matmul_out_of_memory)
 
 int main(void)
 {
-    mimic_set_allocator(&(mimic_allocator){count_alloc, count_realloc, count_free, NULL});
+    use_counting_allocator();
     mimic_rng_init(&rng, 1234);
     RUN(test_matmul_2d_values);
     RUN(test_matmul_mixed_and_out_dtype);

@@ -1,35 +1,14 @@
 /* Sorting: sort and topk against a stable insertion sort, with ties, NaN,
  * int64 beyond 2^53, strided input, every dim, threaded rows, empty dims. */
 #include "check.h"
+#include "testutil.h"
 #include "mimic/ops.h"
 #include "mimic/rng.h"
 
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 static mimic_rng rng;
-
-static atomic_long n_allocs;
-static atomic_long fail_at = -1; /* the allocation with this count fails (-1: none) */
-static void *count_alloc(void *ud, size_t n)
-{
-    (void)ud;
-    if (atomic_fetch_add(&n_allocs, 1) == atomic_load(&fail_at))
-        return NULL;
-    return malloc(n);
-}
-static void *count_realloc(void *ud, void *p, size_t n)
-{
-    (void)ud;
-    atomic_fetch_add(&n_allocs, 1);
-    return realloc(p, n);
-}
-static void count_free(void *ud, void *p)
-{
-    (void)ud;
-    free(p);
-}
 
 /* Uniform on a coarse grid (so there are ties), with a NaN every `nan_every`. */
 static mimic_tensor *rand_t(int ndim, const int64_t *shape, mimic_dtype dt, int nan_every)
@@ -216,7 +195,7 @@ TEST(test_topk)
             mimic_tensor_free(ix);
         }
     mimic_tensor *ix = (mimic_tensor *)1;
-    CHECK_ERR_PTR(mimic_topk(t, 30, 1, true, &ix), MIMIC_EARG, "topk: k = 30 is out of range for dim 1 of size 29");
+    CHECK_ERR_PTR(mimic_topk(t, 30, 1, true, &ix), MIMIC_EARG, "topk: k = 30 is out of range for dim -1 of size 29");
     CHECK(ix == NULL);
     CHECK_ERR_PTR(mimic_topk(t, -1, 1, true, NULL), MIMIC_EARG, "k = -1 is out of range");
     CHECK_ERR_PTR(mimic_topk(t, 1, 2, true, NULL), MIMIC_EARG, "topk: dim 2 out of range");
@@ -258,15 +237,12 @@ TEST(test_out_of_memory)
     mimic_tensor *t = rand_t(2, (int64_t[]){40, 1000}, MIMIC_F32, 0); /* threaded rows */
     int failures = 0, successes = 0;
     for (long k = 0; k < 12; k++) {
-        atomic_store(&fail_at, atomic_load(&n_allocs) + k);
+        alloc_fail_next(k);
         mimic_tensor *ix, *r = mimic_sort(t, 1, true, &ix);
-        atomic_store(&fail_at, -1);
+        alloc_fail_none();
         CHECK(r ? ix != NULL : ix == NULL);
         mimic_tensor_free(ix);
-        if (r)
-            successes++;
-        else
-            failures += mimic_errcode() == MIMIC_ENOMEM;
+        oom_tally(r != NULL, &successes, &failures);
         mimic_tensor_free(r);
     }
     CHECK(successes > 0 && failures + successes == 12);
@@ -275,7 +251,7 @@ TEST(test_out_of_memory)
 
 int main(void)
 {
-    mimic_set_allocator(&(mimic_allocator){count_alloc, count_realloc, count_free, NULL});
+    use_counting_allocator();
     mimic_rng_init(&rng, 7);
     RUN(test_sort_values_and_indices);
     RUN(test_sort_nan_placement);

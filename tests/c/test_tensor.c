@@ -1,16 +1,7 @@
 /* Tensor core: lifetime, views, copies, creation, wrapping host memory. */
 #include "check.h"
+#include "testutil.h"
 #include "mimic/tensor.h"
-
-#include <stdlib.h>
-
-static mimic_tensor *arange2(int64_t r, int64_t c)
-{
-    mimic_tensor *a = mimic_arange(0, (double)(r * c), 1, MIMIC_F32);
-    mimic_tensor *v = mimic_view(a, 2, (int64_t[]){r, c});
-    mimic_tensor_free(a);
-    return v;
-}
 
 TEST(test_empty_and_strides)
 {
@@ -32,18 +23,26 @@ TEST(test_shape_errors)
 {
     CHECK_ERR_PTR(mimic_empty(9, (int64_t[9]){1}, MIMIC_F32), MIMIC_ESHAPE, "0 to 8");
     CHECK_ERR_PTR(mimic_empty(1, (int64_t[]){-2}, MIMIC_F32), MIMIC_ESHAPE, "negative");
-    mimic_tensor *a = arange2(3, 4);
+    mimic_tensor *a = arange2(3, 4, MIMIC_F32);
     CHECK_ERR_PTR(mimic_view(a, 2, (int64_t[]){5, 2}), MIMIC_ESHAPE, "[5,2] has 10 elements but the tensor [3,4] has 12");
     CHECK_ERR_PTR(mimic_view(a, 2, (int64_t[]){-1, 5}), MIMIC_ESHAPE, "cannot infer");
     CHECK_ERR_PTR(mimic_select(a, 2, 0), MIMIC_EARG, "dim 2 out of range");
     CHECK_ERR_PTR(mimic_select(a, 0, 3), MIMIC_EARG, "index 3 is out of range");
-    CHECK_ERR_PTR(mimic_expand(a, 2, (int64_t[]){3, 5}), MIMIC_ESHAPE, "only size-1 dims");
+    CHECK_ERR_PTR(mimic_expand(a, 2, (int64_t[]){3, 5}), MIMIC_ESHAPE, "cannot expand [3,4] to [3,5] (dim -1: 4 to 5; only size-1 dims");
+    /* Dims in messages count from the end, so they read the same from C and Lua. */
+    CHECK_ERR_PTR(mimic_expand(a, 3, (int64_t[]){-1, 3, 4}), MIMIC_ESHAPE, "-1 is not allowed for the new leading dim -3");
+    CHECK_ERR_PTR(mimic_permute(a, (int[]){1, 1}), MIMIC_EARG, "permute: dim -1 appears twice");
+    CHECK_ERR_PTR(mimic_permute(a, (int[]){0, -2}), MIMIC_EARG, "permute: dim -2 appears twice");
+    CHECK_ERR_PTR(mimic_select(a, 1, 4), MIMIC_EARG, "select: index 4 is out of range for dim -1 of size 4");
+    CHECK_ERR_PTR(mimic_slice(a, 0, 1, 5, 1), MIMIC_EARG, "slice: range [1, 5) is outside dim -2 of size 3");
+    CHECK_ERR_PTR(mimic_flatten(a, 1, 0), MIMIC_EARG, "flatten: end dim -2 comes before start dim -1");
+    CHECK_ERR_PTR(mimic_empty(2, (int64_t[]){2, -1}, MIMIC_F32), MIMIC_ESHAPE, "size -1 of dim -1 is negative");
     mimic_tensor_free(a);
 }
 
 TEST(test_views_share_storage)
 {
-    mimic_tensor *a = arange2(3, 4);
+    mimic_tensor *a = arange2(3, 4, MIMIC_F32);
     mimic_tensor *t = mimic_transpose(a, 0, 1);
     CHECK(t->shape[0] == 4 && t->shape[1] == 3 && t->stride[0] == 1 && t->stride[1] == 4);
     CHECK(!mimic_is_contiguous(t));
@@ -67,7 +66,7 @@ TEST(test_views_share_storage)
 
 TEST(test_slice_select_narrow)
 {
-    mimic_tensor *a = arange2(4, 5);
+    mimic_tensor *a = arange2(4, 5, MIMIC_F32);
     mimic_tensor *s = mimic_slice(a, 1, 1, 5, 2); /* columns 1, 3 */
     CHECK(s->shape[0] == 4 && s->shape[1] == 2 && s->stride[1] == 2);
     CHECK(mimic_get(s, (int64_t[]){2, 1}) == 13);
@@ -218,18 +217,11 @@ TEST(test_wrap_host_memory)
 
 /* Fault injection: every allocation failure in a view-heavy sequence gives an
  * error, never a crash or a leak (ASan checks the leaks). */
-static int alloc_budget;
-static void *fail_alloc(void *ud, size_t n) { (void)ud; return alloc_budget-- > 0 ? malloc(n) : NULL; }
-static void *fail_realloc(void *ud, void *p, size_t n) { (void)ud; return alloc_budget-- > 0 ? realloc(p, n) : NULL; }
-static void plain_free(void *ud, void *p) { (void)ud; free(p); }
-
 TEST(test_out_of_memory_paths)
 {
-    mimic_allocator a = {fail_alloc, fail_realloc, plain_free, NULL};
     int failures = 0;
     for (int budget = 0; budget < 40; budget++) {
-        alloc_budget = budget;
-        mimic_set_allocator(&a);
+        use_budget_allocator(budget);
         mimic_tensor *x = mimic_arange(0, 12, 1, MIMIC_F32);
         mimic_tensor *v = x ? mimic_view(x, 2, (int64_t[]){3, 4}) : NULL;
         mimic_tensor *t = v ? mimic_transpose(v, 0, 1) : NULL;

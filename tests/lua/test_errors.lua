@@ -127,7 +127,8 @@ function TestCore.test_shapes()
   raises("add: shapes [2,3] and [4] do not broadcast", function() return mimic.zeros(2, 3) + mimic.zeros(4) end)
   raises("copy: source of shape [3] does not broadcast to destination [2,2]",
     function() return mimic.zeros(2, 2):copy(mimic.zeros(3)) end)
-  raises("cat: tensor 1 has shape [2,2]", function() return mimic.cat({ mimic.zeros(1, 3), mimic.zeros(2, 2) }) end)
+  raises("cat: the 2nd tensor has shape [2,2] but the 1st has [1,3]",
+    function() return mimic.cat({ mimic.zeros(1, 3), mimic.zeros(2, 2) }) end)
   raises("view: a tensor of shape [3,2] with these strides cannot be viewed as [6] without a copy",
     function() return mimic.zeros(2, 3):t():view(6) end)
 end
@@ -142,6 +143,69 @@ function TestCore.test_values()
   raises("normal: standard deviation -1 is negative", function() return mimic.normal(3, 0, -1) end)
   raises("arange: start, stop and step must be finite and step non-zero", function() return mimic.arange(0, 1, 0) end)
   raises("linspace: number of points -1 is negative", function() return mimic.linspace(0, 1, -1) end)
+end
+
+-- The core's messages reach Lua unchanged, so they must not number dims or
+-- positions 0-based: dims count from the end, list positions are ordinals,
+-- and index values are checked (1-based) by the binding before the core.
+TestNumbering = {}
+function TestNumbering.test_broadcast_names_dim_from_end()
+  raises("add: shapes [2,3] and [2,4] do not broadcast (dim -1: 3 vs 4)",
+    function() return mimic.zeros(2, 3) + mimic.zeros(2, 4) end)
+  raises("mul: shapes [3,2,2] and [4,2] do not broadcast (dim -2: 2 vs 4)",
+    function() return mimic.zeros(3, 2, 2):mul(mimic.zeros(4, 2)) end)
+  raises("add: shapes [2,3] and [2,4] do not broadcast (dim -1: 3 vs 4)",
+    function() return mimic.zeros(2, 3):add_(mimic.zeros(2, 4)) end)
+  raises("add: the output is a broadcast view (stride 0 in dim -2)",
+    function() return mimic.zeros(1, 3):expand(2, 3):add_(mimic.zeros(2, 3)) end)
+end
+function TestNumbering.test_cat_and_stack_name_tensors_by_ordinal()
+  local a, b = mimic.zeros(1, 3), mimic.zeros(2, 2)
+  raises("cat: the 2nd tensor has shape [2,2] but the 1st has [1,3] (all dims but the cat dim, dim -2, must match)",
+    function() return mimic.cat({ a, b }) end)
+  raises("cat: the 3rd tensor has shape [2,2] but the 1st has [1,3] (all dims but the cat dim, dim -1, must match)",
+    function() return mimic.cat({ a, a, b }, 2) end)
+  local many = {}
+  for i = 1, 11 do many[i] = a end
+  many[12] = b
+  raises("cat: the 12th tensor has shape [2,2]", function() return mimic.cat(many) end)
+  raises("stack: the 2nd tensor has shape [4] but the 1st has [3] (all must match)",
+    function() return mimic.stack({ mimic.zeros(3), mimic.zeros(4) }) end)
+  raises("stack: the 2nd tensor is int64 but the 1st is float32",
+    function() return mimic.stack({ mimic.zeros(3), mimic.zeros(3, "int64") }) end)
+end
+function TestNumbering.test_index_values_are_one_based()
+  local t = T({ { 1, 2, 3 }, { 4, 5, 6 } })
+  raises("gather: index 3 (entry 1 of the index) is out of range for dim 1 of size 2 "
+    .. "(indices are 1-based: valid 1..2 or -2..-1)",
+    function() return t:gather(1, T({ { 3, 1, 1 } }, "int64")) end)
+  raises("index_select: index 4 (entry 2 of the index) is out of range for dim 2 of size 3 "
+    .. "(indices are 1-based: valid 1..3 or -3..-1)",
+    function() return t:index_select(2, T({ 1, 4 }, "int64")) end)
+  raises("index_select: index 3 (entry 1 of the index) is out of range for dim 1 of size 2",
+    function() return t[T({ 3 }, "int64")] end)
+  -- the largest valid 1-based index is accepted, so the check is not off by one
+  lu.assertEquals(t:index_select(2, T({ 3, -3 }, "int64")):totable(), { { 3, 1 }, { 6, 4 } })
+  lu.assertEquals(t:gather(1, T({ { 2, 1, 2 } }, "int64")):totable(), { { 4, 2, 6 } })
+end
+function TestNumbering.test_expand_names_dim_from_end()
+  local t = mimic.zeros(3, 4)
+  raises("expand: cannot expand [3,4] to [2,3,5] (dim -1: 4 to 5; only size-1 dims stretch)",
+    function() return t:expand(2, 3, 5) end)
+  raises("expand: cannot expand [3,4] to [2,4] (dim -2: 3 to 2", function() return t:expand(2, 4) end)
+  raises("expand: -1 is not allowed for the new leading dim -3", function() return t:expand(-1, 3, 4) end)
+end
+function TestNumbering.test_empty_reduction_names_dim_from_end()
+  raises("max: cannot reduce an empty dim (size 0); dim -2 of shape [0,3] has no elements",
+    function() return mimic.zeros(0, 3):max(1) end)
+  raises("argmin: cannot reduce an empty dim (size 0); dim -1 of shape [3,0] has no elements",
+    function() return mimic.zeros(3, 0):argmin(2) end)
+  raises("min: cannot reduce an empty dim (size 0); the tensor of shape [0] has no elements",
+    function() return mimic.zeros(0):min() end)
+end
+function TestNumbering.test_permute_names_dim_from_end()
+  raises("permute: dim -2 appears twice; give each of the 2 dims once",
+    function() return mimic.zeros(2, 3):permute(1, 1) end)
 end
 
 -- --- creation from tables ----------------------------------------------------------------------

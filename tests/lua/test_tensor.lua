@@ -191,6 +191,23 @@ function TestConvert.test_copy_fill()
   t:select(2, 2):fill(0)
   same(t, { { 5, 0, 5 }, { 5, 0, 5 } })
 end
+function TestConvert.test_fill_int64_exact()
+  -- beyond 2^53, where a double in between would round the value
+  local big = (1 << 62) + 1
+  local t = mimic.zeros(2, 3, "int64")
+  t:fill(big)
+  lu.assertEquals(t[{ 2, 3 }], big)
+  lu.assertEquals(math.type(t[{ 1, 1 }]), "integer")
+  t:select(2, 2):fill(-big)
+  lu.assertEquals(t:totable(), { { big, -big, big }, { big, -big, big } })
+  t[{ {}, { 1, 2 } }] = big - 2
+  lu.assertEquals(t[{ 1, 2 }], big - 2)
+  lu.assertEquals(mimic.full({ 2 }, big, "int64"):totable(), { big, big })
+  lu.assertEquals(mimic.scalar(big, "int64"):item(), big)
+  lu.assertEquals(mimic.tensor(big, "int64"):item(), big)
+  -- non-integer values into int64 still truncate, as before
+  lu.assertEquals(mimic.zeros(1, "int64"):fill(2.75)[1], 2)
+end
 function TestConvert.test_totable_item()
   lu.assertEquals(T({ { 1, 2 } }):tolist(), { { 1, 2 } })
   lu.assertEquals(T({ 7 }):item(), 7)

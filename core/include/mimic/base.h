@@ -9,6 +9,13 @@
  *    with mimic_errcode(). Like errno, this state is thread-local and only
  *    meaningful right after a failed call.
  *  - Nothing in mimic prints to stdout, calls exit() or abort().
+ *  - Messages must read right from C (0-based) and from the Lua binding
+ *    (1-based), which passes them on unchanged. So a message names a dim of a
+ *    tensor counting from the end ("dim -1" is the last, as broadcasting
+ *    aligns dims), and a position in a list of tensors as an English ordinal
+ *    ("the 2nd tensor"). Only the values a caller passed (a dim or element
+ *    index out of range) are echoed in C's 0-based terms; the binding checks
+ *    those itself before calling, with 1-based messages.
  *
  * Documented global state (everything else lives in explicit objects):
  *  - the calling thread's last error (thread-local);
