@@ -125,7 +125,7 @@ mimic_tensor *lmimic_toscalar(lua_State *L, int idx, mimic_dtype dt, lmimic_scal
     switch (dt) {
     case MIMIC_F32: sc->v.f = (float)dv; break;
     case MIMIC_F64: sc->v.d = dv; break;
-    case MIMIC_I64: sc->v.i = isint ? (int64_t)iv : (int64_t)dv; break;
+    case MIMIC_I64: sc->v.i = isint ? (int64_t)iv : dv != dv ? 0 : dv >= 0x1p63 ? INT64_MAX : dv < -0x1p63 ? INT64_MIN : (int64_t)dv; break; /* saturate: an out-of-range cast is UB */
     default: sc->v.b = dv != 0; break;
     }
     sc->storage = (mimic_storage){.data = &sc->v, .nbytes = sizeof sc->v, .refcount = 1, .owned = false};
