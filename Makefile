@@ -37,7 +37,7 @@ LDLIBS_CORE = $(BLAS_LIBS) $(OPENMP_FLAGS) -lm
 
 B := build
 # The inference runtime a host links: tensor, ops (later nn plan, io, embed).
-CORE_SRC  := $(sort $(wildcard core/base/*.c core/tensor/*.c core/ops/*.c))
+CORE_SRC  := $(sort $(wildcard core/*/*.c))
 CORE_OBJ  := $(CORE_SRC:%.c=$(B)/obj/%.o)
 # The Lua binding (one C file per core concern) and the executable.
 LUA_SRC   := $(sort $(filter-out lua/main.c,$(wildcard lua/*.c)))
@@ -156,3 +156,5 @@ clean:
 	rm -rf $(B)
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+.SECONDARY:

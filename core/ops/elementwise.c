@@ -7,8 +7,7 @@
  * (its default cost model will not version loops for aliasing), else a
  * strided loop. Operands whose dtype differs from the compute type go through
  * small stack buffers (chunk_row), so no call allocates beyond its result. */
-#include "../base/internal.h"
-#include "mimic/ops.h"
+#include "../autograd/expr.h"
 
 #include <string.h>
 #include <tgmath.h> /* exp(x) is expf for a float x: one formula serves both types */
@@ -428,18 +427,52 @@ static int unary_impl(mimic_tensor **out, mimic_unop op, const mimic_tensor *a)
     return ew_exec(fn, &e, out, &a, a->ndim, a->shape);
 }
 
+static int unary_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin);
+
+/* Flags for record(): the backward uses the saved result / never reads the
+ * inputs' values (so later in-place changes of them are harmless). */
+enum { SAVE_RESULT = 1, READS_NOTHING = 2 };
+
+/* Attach a node to a fresh result (arg and lo/hi for the backward); on
+ * failure the result is freed. */
+static mimic_tensor *record(mimic_tensor *out, const char *name, mimic_backward_fn bw, int nin,
+                            const mimic_tensor *const *in, int64_t arg, int flags, double lo, double hi)
+{
+    if (!out || !mimic_ag_wanted(nin, in))
+        return out;
+    mimic_node *n = mimic_ag_record(out, name, bw, nin, in);
+    if (!n || ((flags & SAVE_RESULT) && mimic_ag_save(n, out))) {
+        mimic_tensor_free(out);
+        return NULL;
+    }
+    if (flags & READS_NOTHING)
+        n->reads = 0;
+    n->iarg[0] = arg;
+    n->darg[0] = lo;
+    n->darg[1] = hi;
+    return out;
+}
+
+static int unary_flags(mimic_unop op)
+{
+    if (op == MIMIC_EXP || op == MIMIC_SQRT || op == MIMIC_TANH || op == MIMIC_SIGMOID)
+        return SAVE_RESULT; /* the backward reuses the result instead of recomputing it */
+    return op == MIMIC_NEG || op == MIMIC_SIGN ? READS_NOTHING : 0;
+}
+
 mimic_tensor *mimic_unary(mimic_unop op, const mimic_tensor *a)
 {
     mimic_tensor *out = NULL;
     unary_impl(&out, op, a);
-    return out;
+    return record(out, mimic_unop_name(op), unary_backward, 1, &a, op, unary_flags(op), 0, 0);
 }
 
 int mimic_unary_out(mimic_tensor *out, mimic_unop op, const mimic_tensor *a)
 {
     if (!out)
         return mimic_error(MIMIC_EARG, "%s: out is NULL", mimic_unop_name(op));
-    return unary_impl(&out, op, a);
+    int rc = mimic_ag_out(mimic_unop_name(op), out, 1, &a);
+    return rc ? rc : unary_impl(&out, op, a);
 }
 
 static int binary_impl(mimic_tensor **out, mimic_binop op, const mimic_tensor *a, const mimic_tensor *b)
@@ -458,18 +491,24 @@ static int binary_impl(mimic_tensor **out, mimic_binop op, const mimic_tensor *a
     return ew_exec(fn, &e, out, in, nd, shape);
 }
 
+static int binary_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin);
+
 mimic_tensor *mimic_binary(mimic_binop op, const mimic_tensor *a, const mimic_tensor *b)
 {
     mimic_tensor *out = NULL;
     binary_impl(&out, op, a, b);
-    return out;
+    const mimic_tensor *in[2] = {a, b};
+    return record(out, mimic_binop_name(op), binary_backward, 2, in, op,
+                  op == MIMIC_ADD || op == MIMIC_SUB ? READS_NOTHING : 0, 0, 0);
 }
 
 int mimic_binary_out(mimic_tensor *out, mimic_binop op, const mimic_tensor *a, const mimic_tensor *b)
 {
     if (!out)
         return mimic_error(MIMIC_EARG, "%s: out is NULL", mimic_binop_name(op));
-    return binary_impl(&out, op, a, b);
+    const mimic_tensor *in[2] = {a, b};
+    int rc = mimic_ag_out(mimic_binop_name(op), out, 2, in);
+    return rc ? rc : binary_impl(&out, op, a, b);
 }
 
 static int compare_impl(mimic_tensor **out, mimic_cmpop op, const mimic_tensor *a, const mimic_tensor *b)
@@ -499,7 +538,8 @@ int mimic_compare_out(mimic_tensor *out, mimic_cmpop op, const mimic_tensor *a, 
 {
     if (!out)
         return mimic_error(MIMIC_EARG, "%s: out is NULL", mimic_cmpop_name(op));
-    return compare_impl(&out, op, a, b);
+    int rc = mimic_ag_inplace(mimic_cmpop_name(op), out); /* comparisons have no gradient */
+    return rc ? rc : compare_impl(&out, op, a, b);
 }
 
 static int clamp_impl(mimic_tensor **out, const mimic_tensor *a, double lo, double hi)
@@ -512,19 +552,24 @@ static int clamp_impl(mimic_tensor **out, const mimic_tensor *a, double lo, doub
     return ew_exec("clamp", &e, out, &a, a->ndim, a->shape);
 }
 
+static int clamp_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin);
+
 mimic_tensor *mimic_clamp(const mimic_tensor *a, double lo, double hi)
 {
     mimic_tensor *out = NULL;
     clamp_impl(&out, a, lo, hi);
-    return out;
+    return record(out, "clamp", clamp_backward, 1, &a, 0, 0, lo, hi);
 }
 
 int mimic_clamp_out(mimic_tensor *out, const mimic_tensor *a, double lo, double hi)
 {
     if (!out)
         return mimic_error(MIMIC_EARG, "clamp: out is NULL");
-    return clamp_impl(&out, a, lo, hi);
+    int rc = mimic_ag_out("clamp", out, 1, &a);
+    return rc ? rc : clamp_impl(&out, a, lo, hi);
 }
+
+static int where_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin);
 
 mimic_tensor *mimic_where(const mimic_tensor *cond, const mimic_tensor *a, const mimic_tensor *b)
 {
@@ -540,5 +585,110 @@ mimic_tensor *mimic_where(const mimic_tensor *cond, const mimic_tensor *a, const
     const mimic_tensor *in[3] = {cond, a, b};
     mimic_tensor *out = NULL;
     ew_exec("where", &e, &out, in, nd, shape);
-    return out;
+    return record(out, "where", where_backward, 3, in, 0, 0, 0, 0);
 }
+
+/* --- gradients ---------------------------------------------------------------------
+ * With grad mode off (plain backward) unary ops reuse their saved result; with
+ * it on (create_graph) they recompute it from the input, so that the gradient
+ * itself stays differentiable. */
+static mimic_tensor *result_of(const mimic_node *n, mimic_unop op)
+{
+    return !mimic_grad_enabled() && n->saved ? E_ref(n->saved) : E_un(op, E_ref(n->in[0]));
+}
+
+static int unary_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
+{
+    const mimic_tensor *x = n->in[0];
+    mimic_dtype dt = g->dtype;
+    mimic_tensor *y, *r;
+    switch ((mimic_unop)n->iarg[0]) {
+    case MIMIC_NEG: r = E_un(MIMIC_NEG, E_ref(g)); break;
+    case MIMIC_ABS: r = E_MUL(E_ref(g), E_un(MIMIC_SIGN, E_ref(x))); break;
+    case MIMIC_EXP: r = E_MUL(E_ref(g), result_of(n, MIMIC_EXP)); break;
+    case MIMIC_LOG: r = E_DIV(E_ref(g), E_ref(x)); break;
+    case MIMIC_SQRT: r = E_DIV(E_ref(g), E_MUL(result_of(n, MIMIC_SQRT), E_num(2, dt))); break;
+    case MIMIC_TANH: r = E_MUL(E_ref(g), E_SUB(E_num(1, dt), E_un(MIMIC_SQUARE, result_of(n, MIMIC_TANH)))); break;
+    case MIMIC_SIGMOID:
+        y = result_of(n, MIMIC_SIGMOID);
+        r = E_MUL(E_ref(g), E_MUL(y ? E_ref(y) : NULL, E_SUB(E_num(1, dt), y)));
+        break;
+    case MIMIC_RELU: r = E_where(E_cmp(MIMIC_GT, E_ref(x), E_num(0, dt)), E_ref(g), E_num(0, dt)); break;
+    case MIMIC_SIN: r = E_MUL(E_ref(g), E_un(MIMIC_COS, E_ref(x))); break;
+    case MIMIC_COS: r = E_MUL(E_ref(g), E_un(MIMIC_NEG, E_un(MIMIC_SIN, E_ref(x)))); break;
+    case MIMIC_SQUARE: r = E_MUL(E_ref(g), E_MUL(E_ref(x), E_num(2, dt))); break;
+    default: r = mimic_zeros(g->ndim, g->shape, dt); break; /* sign: flat almost everywhere */
+    }
+    return E_set(gin, 0, r);
+}
+
+static int binary_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
+{
+    const mimic_tensor *a = n->in[0], *b = n->in[1];
+    mimic_dtype dt = g->dtype;
+    mimic_tensor *ga = NULL, *gb = NULL;
+    bool na = mimic_node_needs(n, 0), nb = mimic_node_needs(n, 1);
+    switch ((mimic_binop)n->iarg[0]) {
+    case MIMIC_ADD: ga = na ? E_ref(g) : NULL, gb = nb ? E_ref(g) : NULL; break;
+    case MIMIC_SUB: ga = na ? E_ref(g) : NULL, gb = nb ? E_un(MIMIC_NEG, E_ref(g)) : NULL; break;
+    case MIMIC_MUL:
+        ga = na ? E_MUL(E_ref(g), E_ref(b)) : NULL;
+        gb = nb ? E_MUL(E_ref(g), E_ref(a)) : NULL;
+        break;
+    case MIMIC_DIV:
+        ga = na ? E_DIV(E_ref(g), E_ref(b)) : NULL;
+        gb = nb ? E_un(MIMIC_NEG, E_DIV(E_MUL(E_ref(g), E_ref(a)), E_un(MIMIC_SQUARE, E_ref(b)))) : NULL;
+        break;
+    case MIMIC_POW: /* d/da = b a^(b-1); d/db = a^b log a, taken as 0 where a <= 0 */
+        ga = na ? E_MUL(E_ref(g), E_MUL(E_ref(b), E_bin(MIMIC_POW, E_ref(a), E_SUB(E_ref(b), E_num(1, dt))))) : NULL;
+        gb = nb ? E_where(E_cmp(MIMIC_GT, E_ref(a), E_num(0, dt)),
+                          E_MUL(E_ref(g), E_MUL(E_bin(MIMIC_POW, E_ref(a), E_ref(b)), E_un(MIMIC_LOG, E_ref(a)))),
+                          E_num(0, dt))
+                : NULL;
+        break;
+    default: { /* maximum/minimum: the gradient goes to the winner, split evenly on ties */
+        mimic_cmpop win = n->iarg[0] == MIMIC_MAXIMUM ? MIMIC_GT : MIMIC_LT;
+        mimic_tensor *half = E_MUL(E_ref(g), E_num(0.5, dt));
+        ga = na ? E_where(E_cmp(win, E_ref(a), E_ref(b)), E_ref(g),
+                          E_where(E_cmp(MIMIC_EQ, E_ref(a), E_ref(b)), half ? E_ref(half) : NULL, E_num(0, dt)))
+                : NULL;
+        gb = nb ? E_where(E_cmp(win, E_ref(b), E_ref(a)), E_ref(g),
+                          E_where(E_cmp(MIMIC_EQ, E_ref(a), E_ref(b)), half ? E_ref(half) : NULL, E_num(0, dt)))
+                : NULL;
+        mimic_tensor_free(half);
+        break;
+    }
+    }
+    int rc = na ? E_set(gin, 0, E_sum_to(ga, a)) : MIMIC_OK;
+    if (nb && rc == MIMIC_OK)
+        rc = E_set(gin, 1, E_sum_to(gb, b));
+    else
+        mimic_tensor_free(gb);
+    return rc;
+}
+
+static int clamp_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
+{
+    const mimic_tensor *x = n->in[0];
+    mimic_dtype dt = g->dtype;
+    mimic_tensor *inside = E_where(E_cmp(MIMIC_GE, E_ref(x), E_num(n->darg[0], x->dtype)), E_ref(g), E_num(0, dt));
+    return E_set(gin, 0, E_where(E_cmp(MIMIC_LE, E_ref(x), E_num(n->darg[1], x->dtype)), inside, E_num(0, dt)));
+}
+
+static int where_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
+{
+    const mimic_tensor *c = n->in[0];
+    mimic_dtype dt = g->dtype;
+    int rc = MIMIC_OK;
+    if (mimic_node_needs(n, 1))
+        rc = E_set(gin, 1, E_sum_to(E_where(E_ref(c), E_ref(g), E_num(0, dt)), n->in[1]));
+    if (rc == MIMIC_OK && mimic_node_needs(n, 2))
+        rc = E_set(gin, 2, E_sum_to(E_where(E_ref(c), E_num(0, dt), E_ref(g)), n->in[2]));
+    return rc;
+}
+
+#define OPDEF_UN(E, NAME, EXPR) {#NAME, unary_backward},
+#define OPDEF_BIN(E, NAME, EXPR) {#NAME, binary_backward},
+const mimic_opdef mimic_ops_elementwise[] = {
+    UNOPS(OPDEF_UN) BINOPS(OPDEF_BIN){"clamp", clamp_backward}, {"where", where_backward}, {NULL, NULL},
+};

@@ -578,6 +578,35 @@ int mimic_reduce_out(mimic_tensor *out, mimic_redop op, const mimic_tensor *t, i
     return reduce_impl(&out, op, t, dim, keepdim, param);
 }
 
+mimic_tensor *mimic_sum_to(const mimic_tensor *t, int ndim, const int64_t *shape)
+{
+    int lead = t->ndim - ndim;
+    bool ok = lead >= 0;
+    for (int d = 0; ok && d < ndim; d++)
+        ok = shape[d] == t->shape[lead + d] || shape[d] == 1;
+    if (!ok) {
+        char a[96], b[96];
+        mimic_error(MIMIC_ESHAPE, "sum_to: %s does not broadcast to %s, so it cannot be summed back to it",
+                    mimic_shape_str(ndim, shape, a, sizeof a), mimic_shape_str(t->ndim, t->shape, b, sizeof b));
+        return NULL;
+    }
+    mimic_tensor *r = (mimic_tensor *)t;
+    mimic_tensor_retain(r);
+    /* Size-1 target dims first (keepdim, positions stable), then the leading ones. */
+    for (int d = 0; d < ndim && r; d++)
+        if (shape[d] == 1 && t->shape[lead + d] != 1) {
+            mimic_tensor *s = mimic_reduce(MIMIC_SUM, r, lead + d, true, 0);
+            mimic_tensor_free(r);
+            r = s;
+        }
+    for (int d = 0; d < lead && r; d++) {
+        mimic_tensor *s = mimic_reduce(MIMIC_SUM, r, 0, false, 0);
+        mimic_tensor_free(r);
+        r = s;
+    }
+    return r;
+}
+
 /* --- argmin / argmax ----------------------------------------------------------------- */
 /* First index of the extreme among m >= 1 values; a NaN is the extreme (NumPy).
  * Two passes (extreme value and NaN flag, then its first position) instead of

@@ -1,7 +1,7 @@
 /* Tensor lifetime, queries and views. A view is a new mimic_tensor struct
  * pointing at the same storage (retained), so the base's memory stays alive
  * as long as any view does. */
-#include "../base/internal.h"
+#include "../autograd/graph.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -53,6 +53,8 @@ void mimic_tensor_free(mimic_tensor *t)
 {
     if (!t || atomic_fetch_sub_explicit((_Atomic int *)&t->refcount, 1, memory_order_acq_rel) != 1)
         return;
+    if (t->autograd)
+        mimic_ag_free_meta(t->autograd);
     storage_release(t->storage);
     mimic_free(t);
 }

@@ -71,6 +71,10 @@ int mimic_reduce_out(mimic_tensor *out, mimic_redop op, const mimic_tensor *t, i
 mimic_tensor *mimic_argmin(const mimic_tensor *t, int dim, bool keepdim);
 mimic_tensor *mimic_argmax(const mimic_tensor *t, int dim, bool keepdim);
 mimic_tensor *mimic_cumsum(const mimic_tensor *t, int dim);
+/* Sum t down to `shape`, the inverse of broadcasting `shape` up to t's shape
+ * (leading dims summed away, size-1 dims summed with keepdim). A new reference
+ * to t itself if the shapes are equal. */
+mimic_tensor *mimic_sum_to(const mimic_tensor *t, int ndim, const int64_t *shape);
 
 /* --- linear algebra (sgemm/dgemm; transposed views are passed without copies) ---- */
 /* NumPy matmul: 1-D operands are promoted and the added dim removed; leading

@@ -36,6 +36,7 @@ typedef struct mimic_storage {
     size_t nbytes;
     int refcount;                /* atomically updated */
     bool owned;                  /* false: wraps a host's memory, never freed by mimic */
+    uint64_t version;            /* bumped by every in-place write; autograd checks it */
     void (*release)(void *ctx);  /* called when the last reference goes (wrapped memory) */
     void *release_ctx;
 } mimic_storage;
@@ -49,7 +50,7 @@ typedef struct mimic_tensor {
     int64_t shape[MIMIC_MAX_DIMS];
     int64_t stride[MIMIC_MAX_DIMS];
     int refcount;
-    void *autograd; /* owned by the autograd layer; NULL here */
+    void *autograd; /* autograd state (core/autograd), NULL for a plain tensor */
 } mimic_tensor;
 
 /* --- lifetime ------------------------------------------------------------ */

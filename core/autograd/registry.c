@@ -1,0 +1,20 @@
+/* Every differentiable op, family by family. Tests walk this list to check
+ * each op's gradient against finite differences, so an op that records a node
+ * without a table entry is caught (mimic_op_name is the only way in). */
+#include "graph.h"
+
+/* Each family's table lives in its own file next to the forward code. */
+extern const mimic_opdef mimic_ops_elementwise[];
+
+static const mimic_opdef *const families[] = {
+    mimic_ops_elementwise,
+};
+
+const char *mimic_op_name(int i)
+{
+    for (size_t f = 0; f < MIMIC_COUNT_OF(families); f++)
+        for (const mimic_opdef *d = families[f]; d->name; d++)
+            if (i-- == 0)
+                return d->name;
+    return NULL;
+}
