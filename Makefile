@@ -105,11 +105,11 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 ASAN_OBJ  := $(CORE_SRC:%.c=$(B)/asan/%.o)
 ASAN_BIN  := $(TEST_SRC:tests/c/%.c=$(B)/asan/tests/%)
 
-$(B)/tests/%: tests/c/%.c tests/c/check.h tests/c/testutil.h $(LIB_A)
+$(B)/tests/%: tests/c/%.c $(wildcard tests/c/*.h) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests/c -o $@ $< $(LIB_A) $(LDLIBS_CORE) -lutil
 
-$(B)/asan/tests/%: tests/c/%.c tests/c/check.h tests/c/testutil.h $(ASAN_OBJ)
+$(B)/asan/tests/%: tests/c/%.c $(wildcard tests/c/*.h) $(ASAN_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Itests/c -o $@ $< $(ASAN_OBJ) $(LDLIBS_CORE) -lutil
 
