@@ -143,6 +143,8 @@ install: all
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 core/include/mimic/*.h $(DESTDIR)$(PREFIX)/include/mimic/
 	install -m 755 $(LUA_MOD) $(DESTDIR)$(PREFIX)/lib/lua/5.4/
+	install -d $(DESTDIR)$(PREFIX)/share/lua/5.4/mimic
+	for f in lua/mimic/*.lua; do [ -e "$$f" ] && install -m 644 "$$f" $(DESTDIR)$(PREFIX)/share/lua/5.4/mimic/ || true; done
 	install -m 755 $(EXE) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(PC_FILE) $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 
@@ -151,6 +153,7 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libmimic.a $(DESTDIR)$(PREFIX)/lib/libmimic.so \
 	  $(DESTDIR)$(PREFIX)/lib/lua/5.4/mimic.so $(DESTDIR)$(PREFIX)/bin/mimic \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/mimic.pc
+	rm -rf $(DESTDIR)$(PREFIX)/share/lua/5.4/mimic
 
 clean:
 	rm -rf $(B)

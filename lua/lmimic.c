@@ -3,6 +3,7 @@
 #include "lmimic.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 int lmimic_error(lua_State *L)
@@ -163,6 +164,27 @@ static int l_clock(lua_State *L)
     return 1;
 }
 
+/* mimic.nn, mimic.optim, ... are pure-Lua modules (lua/mimic/<name>.lua),
+ * loaded on first use so `require "mimic"` stays cheap and the C module has no
+ * dependency on where the Lua files live: package.path finds them. */
+static const char *const submodules[] = {"nn", "optim", "train", "search", NULL};
+
+static int l_module_index(lua_State *L)
+{
+    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    for (int i = 0; k && submodules[i]; i++)
+        if (strcmp(k, submodules[i]) == 0) {
+            lua_getglobal(L, "require");
+            lua_pushfstring(L, "mimic.%s", k);
+            lua_call(L, 1, 1);
+            lua_pushvalue(L, 2);
+            lua_pushvalue(L, -2);
+            lua_rawset(L, 1); /* cache: later lookups skip this function */
+            return 1;
+        }
+    return 0;
+}
+
 int luaopen_mimic(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
@@ -182,5 +204,9 @@ int luaopen_mimic(lua_State *L)
     lmimic_open_tensor(L, mod, methods);
     lmimic_open_ops(L, mod, methods);
     lua_settop(L, mod);
+    lua_newtable(L);
+    lua_pushcfunction(L, l_module_index);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, mod);
     return 1;
 }

@@ -205,7 +205,7 @@ static void set_paths(lua_State *L)
         lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;", repo, repo);
         luaL_addvalue(&b);
     }
-    lua_pushfstring(L, "%s/share/mimic/lua/?.lua;%s/share/mimic/lua/?/init.lua;", prefix, prefix);
+    lua_pushfstring(L, "%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;", prefix, prefix);
     luaL_addvalue(&b);
     lua_getfield(L, -2, "path");
     luaL_addvalue(&b);
