@@ -90,10 +90,13 @@ $(EXE): $(B)/obj/lua/main.o $(LUA_OBJ) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(OPENMP_FLAGS) -o $@ $(B)/obj/lua/main.o $(LUA_OBJ) $(LIB_A) $(LUA_LIBS) $(READLINE_LIBS) $(LDLIBS_CORE) -Wl,-E
 
+# mimic.pc for PREFIX: written at build time for the default prefix and again
+# by `make install` for the prefix given there.
+write_pc = printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: mimic\nDescription: neural-network surrogates for simulations (inference runtime)\nVersion: %s\nLibs: -L$${libdir} -lmimic\nLibs.private: %s\nCflags: -I$${includedir}\n' \
+	  '$(PREFIX)' '$(shell sed -n 's/^\#define MIMIC_VERSION "\(.*\)"/\1/p' core/include/mimic/base.h)' '$(LDLIBS_CORE)'
 $(PC_FILE): Makefile
 	@mkdir -p $(@D)
-	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: mimic\nDescription: neural-network surrogates for simulations (inference runtime)\nVersion: %s\nLibs: -L$${libdir} -lmimic\nLibs.private: %s\nCflags: -I$${includedir}\n' \
-	  '$(PREFIX)' '$(shell sed -n 's/^#define MIMIC_VERSION "\(.*\)"/\1/p' core/include/mimic/base.h)' '$(LDLIBS_CORE)' > $@
+	@$(write_pc) > $@
 
 run: all
 	$(EXE) scripts/flagship.lua
@@ -146,7 +149,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/lua/5.4/mimic
 	for f in lua/mimic/*.lua; do [ -e "$$f" ] && install -m 644 "$$f" $(DESTDIR)$(PREFIX)/share/lua/5.4/mimic/ || true; done
 	install -m 755 $(EXE) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(PC_FILE) $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	$(write_pc) > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mimic.pc
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/mimic
