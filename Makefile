@@ -2,7 +2,8 @@
 # user types; everything else is documented in docs/install.md.
 #
 # Every external is overridable for clusters without apt or pkg-config:
-#   make CC=icx BLAS_CFLAGS=... BLAS_LIBS="-lmkl_rt" LUA_CFLAGS=... LUA_LIBS=... SKIP_DEPS=1
+#   make CC=icx BLAS_CFLAGS=... BLAS_LIBS="-lmkl_rt" LUA_CFLAGS=... LUA_LIBS=... \
+#        HDF5_CFLAGS=... HDF5_LIBS=... SKIP_DEPS=1
 
 PREFIX    ?= /usr/local
 OPT       ?= -O2
@@ -27,13 +28,17 @@ LUA_CFLAGS  ?= $(call pc,--cflags $(LUA_PC))
 LUA_LIBS    ?= $(or $(call pc,--libs $(LUA_PC)),-llua5.4)
 READLINE_LIBS ?= -lreadline
 OPENMP_FLAGS ?= -fopenmp
+# HDF5: tensor-dictionary files (core/io). Only core/io/*.c includes hdf5.h;
+# mimic's installed headers do not, so hosts need HDF5 at link time only.
+HDF5_CFLAGS ?= $(call pc,--cflags hdf5)
+HDF5_LIBS   ?= $(or $(call pc,--libs hdf5),-lhdf5)
 
 ARCH_FLAGS := $(if $(filter 1,$(NATIVE)),-march=native,)
 WARN      := -Wall -Wextra -Werror -Wshadow -Wno-unknown-pragmas
 CSTD      := -std=c11 -D_POSIX_C_SOURCE=200809L
 CFLAGS    ?= $(OPT) -g
-ALL_CFLAGS = $(CSTD) $(WARN) $(CFLAGS) $(ARCH_FLAGS) $(OPENMP_FLAGS) -fPIC -Icore/include -Icore $(BLAS_CFLAGS)
-LDLIBS_CORE = $(BLAS_LIBS) $(OPENMP_FLAGS) -lm
+ALL_CFLAGS = $(CSTD) $(WARN) $(CFLAGS) $(ARCH_FLAGS) $(OPENMP_FLAGS) -fPIC -Icore/include -Icore $(BLAS_CFLAGS) $(HDF5_CFLAGS)
+LDLIBS_CORE = $(BLAS_LIBS) $(HDF5_LIBS) $(OPENMP_FLAGS) -lm
 
 B := build
 # The inference runtime a host links: tensor, ops (later nn plan, io, embed).

@@ -321,7 +321,9 @@ int mimic_backward(mimic_tensor *root, const mimic_tensor *grad_root, bool creat
                                mimic_shape_str(grad_root->ndim, grad_root->shape, a, sizeof a),
                                mimic_shape_str(root->ndim, root->shape, b, sizeof b));
         }
+        bool prev = mimic_set_grad_enabled(create_graph); /* no history from grad_root unless asked */
         g = mimic_to_dtype(grad_root, root->dtype);
+        mimic_set_grad_enabled(prev);
     } else {
         if (mimic_numel(root) != 1) {
             char a[96];

@@ -5,9 +5,13 @@
 
 /* Each family's table lives in its own file next to the forward code. */
 extern const mimic_opdef mimic_ops_elementwise[];
+extern const mimic_opdef mimic_ops_reduce[], mimic_ops_linalg[];
+extern const mimic_opdef mimic_ops_views[], mimic_ops_copy[], mimic_ops_index[], mimic_ops_sort[];
 
 static const mimic_opdef *const families[] = {
     mimic_ops_elementwise,
+    mimic_ops_reduce, mimic_ops_linalg,
+    mimic_ops_views, mimic_ops_copy, mimic_ops_index, mimic_ops_sort,
 };
 
 const char *mimic_op_name(int i)

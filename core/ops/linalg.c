@@ -4,7 +4,10 @@
  * Row-major with unit column stride goes to BLAS as NoTrans, column-major
  * (a transposed view) as Trans, each with its leading dimension, so
  * transposes and column slices are never copied. Only layouts BLAS cannot
- * express (a column step, a zero stride) are copied to contiguous first. */
+ * express (a column step, a zero stride) are copied to contiguous first.
+ * The allocating forms record autograd nodes; their gradients are products
+ * with transposed views, so they take the same no-copy path. */
+#include "../autograd/expr.h"
 #include "../base/internal.h"
 #include "mimic/ops.h"
 
@@ -254,6 +257,8 @@ static int mm_into(mimic_tensor *out, const mimic_tensor *a, const mimic_tensor 
     const mimic_tensor *A = a, *B = b;
     mm_operand oa, ob, oc;
     blas_mat lm;
+    /* The conversions below are scratch of this one product: not recorded. */
+    bool grad_was = mimic_set_grad_enabled(false);
 
     /* A mixed pair computes in float64; irregular layouts become contiguous. */
     mm_operand_of(A, p, 0, p->n, p->k, &oa);
@@ -296,6 +301,7 @@ static int mm_into(mimic_tensor *out, const mimic_tensor *a, const mimic_tensor 
     if (rc == MIMIC_OK && tmp)
         rc = mimic_copy(out, tmp);
 done:
+    mimic_set_grad_enabled(grad_was);
     mimic_tensor_free(ac);
     mimic_tensor_free(bc);
     mimic_tensor_free(tmp);
@@ -329,7 +335,31 @@ static mimic_tensor *mm_new(const char *fn, const mimic_tensor *a, const mimic_t
     return out;
 }
 
-mimic_tensor *mimic_matmul(const mimic_tensor *a, const mimic_tensor *b) { return mm_new("matmul", a, b); }
+/* Attach a node for a @ b to a fresh result; on failure the result is freed. */
+static mimic_tensor *record(mimic_tensor *out, const char *name, mimic_backward_fn bw, const mimic_tensor *a,
+                            const mimic_tensor *b)
+{
+    const mimic_tensor *in[2] = {a, b};
+    if (!out || !mimic_ag_wanted(2, in))
+        return out;
+    mimic_node *n = mimic_ag_record(out, name, bw, 2, in);
+    if (!n) {
+        mimic_tensor_free(out);
+        return NULL;
+    }
+    /* Each operand's gradient reads only the other operand. */
+    n->reads = (mimic_requires_grad(a) ? 2u : 0u) | (mimic_requires_grad(b) ? 1u : 0u);
+    return out;
+}
+
+static int matmul_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin);
+static int dot_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin);
+static int outer_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin);
+
+mimic_tensor *mimic_matmul(const mimic_tensor *a, const mimic_tensor *b)
+{
+    return record(mm_new("matmul", a, b), "matmul", matmul_backward, a, b);
+}
 
 int mimic_matmul_out(mimic_tensor *out, const mimic_tensor *a, const mimic_tensor *b)
 {
@@ -337,8 +367,9 @@ int mimic_matmul_out(mimic_tensor *out, const mimic_tensor *a, const mimic_tenso
     int rc;
     if (!out)
         return mimic_error(MIMIC_EARG, "matmul: output is NULL");
-    if ((rc = check_pair("matmul", a, b)) || (rc = mm_plan_make("matmul", a, b, &p)) ||
-        (rc = mimic_check_out_shape("matmul", out, p.ndim, p.shape)))
+    const mimic_tensor *in[2] = {a, b};
+    if ((rc = check_pair("matmul", a, b)) || (rc = mimic_ag_out("matmul", out, 2, in)) ||
+        (rc = mm_plan_make("matmul", a, b, &p)) || (rc = mimic_check_out_shape("matmul", out, p.ndim, p.shape)))
         return rc;
     for (int d = 0; d < out->ndim; d++)
         if (out->shape[d] > 1 && out->stride[d] == 0)
@@ -361,7 +392,7 @@ mimic_tensor *mimic_bmm(const mimic_tensor *a, const mimic_tensor *b)
                     SHAPE_STR(b), (long long)a->shape[0], (long long)b->shape[0]);
         return NULL;
     }
-    return mm_new("bmm", a, b);
+    return record(mm_new("bmm", a, b), "bmm", matmul_backward, a, b);
 }
 
 mimic_tensor *mimic_dot(const mimic_tensor *a, const mimic_tensor *b)
@@ -373,7 +404,7 @@ mimic_tensor *mimic_dot(const mimic_tensor *a, const mimic_tensor *b)
                     SHAPE_STR(a), SHAPE_STR(b));
         return NULL;
     }
-    return mm_new("dot", a, b);
+    return record(mm_new("dot", a, b), "dot", dot_backward, a, b);
 }
 
 mimic_tensor *mimic_outer(const mimic_tensor *a, const mimic_tensor *b)
@@ -392,5 +423,96 @@ mimic_tensor *mimic_outer(const mimic_tensor *a, const mimic_tensor *b)
     mimic_tensor *r = ac && bc ? mm_new("outer", ac, bc) : NULL;
     mimic_tensor_free(ac);
     mimic_tensor_free(bc);
+    return record(r, "outer", outer_backward, a, b);
+}
+
+/* --- gradients ---------------------------------------------------------------------
+ * Written with public ops and views, so under create_graph they are recorded:
+ * transposes are views that gemm reads in place, never copies. */
+static mimic_tensor *E_mm(mimic_tensor *a, mimic_tensor *b)
+{
+    mimic_tensor *r = a && b ? mimic_matmul(a, b) : NULL;
+    mimic_tensor_free(a);
+    mimic_tensor_free(b);
     return r;
 }
+static mimic_tensor *E_mT(mimic_tensor *t) /* the last two dims swapped */
+{
+    mimic_tensor *r = t ? mimic_transpose(t, -2, -1) : NULL;
+    mimic_tensor_free(t);
+    return r;
+}
+static mimic_tensor *E_unsqueeze(mimic_tensor *t, int dim)
+{
+    mimic_tensor *r = t ? mimic_unsqueeze(t, dim) : NULL;
+    mimic_tensor_free(t);
+    return r;
+}
+static mimic_tensor *E_squeeze(mimic_tensor *t, int dim)
+{
+    mimic_tensor *r = t ? mimic_squeeze(t, dim) : NULL;
+    mimic_tensor_free(t);
+    return r;
+}
+static mimic_tensor *E_rows(mimic_tensor *t) /* batch and row dims merged: [..., r, c] -> [B*r, c] */
+{
+    mimic_tensor *r = t ? mimic_flatten(t, 0, -2) : NULL;
+    mimic_tensor_free(t);
+    return r;
+}
+
+/* NumPy matmul (also bmm): a 1-D a is a row [1,k], a 1-D b a column [k,1];
+ * in those terms gA = g Bt and gB = At g, with the promoted dims dropped
+ * again and broadcast batch dims summed back (sum_to). */
+static int matmul_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
+{
+    const mimic_tensor *a = n->in[0], *b = n->in[1];
+    bool av = a->ndim == 1, bv = b->ndim == 1;
+    mimic_tensor *g2 = E_ref(g);
+    if (bv)
+        g2 = E_unsqueeze(g2, g->ndim);
+    if (av)
+        g2 = E_unsqueeze(g2, g->ndim + bv - 1);
+    int rc = MIMIC_OK;
+    if (mimic_node_needs(n, 0)) {
+        mimic_tensor *b2 = bv ? E_unsqueeze(E_ref(b), 1) : E_ref(b);
+        mimic_tensor *ga = E_mm(g2 ? E_ref(g2) : NULL, E_mT(b2));
+        rc = E_set(gin, 0, E_sum_to(av ? E_squeeze(ga, -2) : ga, a));
+    }
+    if (rc == MIMIC_OK && mimic_node_needs(n, 1)) {
+        mimic_tensor *a2 = av ? E_unsqueeze(E_ref(a), 0) : E_ref(a), *gb;
+        if (a->ndim > 2 && b->ndim <= 2) /* b is shared by the whole batch: one [k, B*n] x [B*n, m] gemm */
+            gb = E_mm(E_mT(E_rows(a2)), E_rows(g2 ? E_ref(g2) : NULL));
+        else
+            gb = E_mm(E_mT(a2), g2 ? E_ref(g2) : NULL);
+        rc = E_set(gin, 1, E_sum_to(bv ? E_squeeze(gb, -1) : gb, b));
+    }
+    mimic_tensor_free(g2);
+    return rc;
+}
+
+static int dot_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
+{
+    int rc = MIMIC_OK;
+    if (mimic_node_needs(n, 0))
+        rc = E_set(gin, 0, E_MUL(E_ref(g), E_ref(n->in[1])));
+    if (rc == MIMIC_OK && mimic_node_needs(n, 1))
+        rc = E_set(gin, 1, E_MUL(E_ref(g), E_ref(n->in[0])));
+    return rc;
+}
+
+/* out = a b^T: gA = g b, gB = g^T a (matmul's 1-D rules). */
+static int outer_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
+{
+    int rc = MIMIC_OK;
+    if (mimic_node_needs(n, 0))
+        rc = E_set(gin, 0, E_mm(E_ref(g), E_ref(n->in[1])));
+    if (rc == MIMIC_OK && mimic_node_needs(n, 1))
+        rc = E_set(gin, 1, E_mm(E_ref(n->in[0]), E_ref(g)));
+    return rc;
+}
+
+const mimic_opdef mimic_ops_linalg[] = {
+    {"matmul", matmul_backward}, {"bmm", matmul_backward}, {"dot", dot_backward}, {"outer", outer_backward},
+    {NULL, NULL},
+};

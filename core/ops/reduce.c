@@ -8,7 +8,11 @@
  * whole subtrees) and for any layout of the input (the column-tile path for
  * reductions over a non-inner dim follows the same order). float32 is
  * accumulated in double. var/std take two passes (mean, then squared
- * deviations), which is both deterministic and accurate. */
+ * deviations), which is both deterministic and accurate.
+ *
+ * Autograd: mimic_reduce and mimic_cumsum record a node (the gradients are at
+ * the end of this file); argmin/argmax are piecewise constant and record none. */
+#include "../autograd/expr.h"
 #include "../base/internal.h"
 #include "mimic/ops.h"
 
@@ -563,10 +567,26 @@ static int reduce_impl(mimic_tensor **outp, mimic_redop op, const mimic_tensor *
     return MIMIC_OK;
 }
 
+static int reduce_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin);
+
 mimic_tensor *mimic_reduce(mimic_redop op, const mimic_tensor *t, int dim, bool keepdim, double param)
 {
     mimic_tensor *out = NULL;
-    reduce_impl(&out, op, t, dim, keepdim, param);
+    if (reduce_impl(&out, op, t, dim, keepdim, param) || !mimic_ag_wanted(1, &t))
+        return out;
+    mimic_node *n = mimic_ag_record(out, redop_names[op], reduce_backward, 1, &t);
+    /* std, norm, min and max reuse their result in the backward. */
+    bool save = op == MIMIC_STD || op == MIMIC_NORM || op == MIMIC_MIN || op == MIMIC_MAX;
+    if (!n || (save && mimic_ag_save(n, out))) {
+        mimic_tensor_free(out);
+        return NULL;
+    }
+    if (op == MIMIC_SUM || op == MIMIC_MEAN)
+        n->reads = 0;
+    n->iarg[0] = op;
+    n->iarg[1] = dim == MIMIC_ALL_DIMS || t->ndim == 0 ? -1 : mimic_dim(redop_names[op], dim, t->ndim);
+    n->iarg[2] = keepdim;
+    n->darg[0] = param;
     return out;
 }
 
@@ -575,7 +595,8 @@ int mimic_reduce_out(mimic_tensor *out, mimic_redop op, const mimic_tensor *t, i
 {
     if (!out)
         return mimic_error(MIMIC_EARG, "%s: out is NULL", mimic_redop_name(op));
-    return reduce_impl(&out, op, t, dim, keepdim, param);
+    int rc = mimic_ag_out(mimic_redop_name(op), out, 1, &t);
+    return rc ? rc : reduce_impl(&out, op, t, dim, keepdim, param);
 }
 
 mimic_tensor *mimic_sum_to(const mimic_tensor *t, int ndim, const int64_t *shape)
@@ -767,6 +788,8 @@ mimic_tensor *mimic_argmax(const mimic_tensor *t, int dim, bool keepdim) { retur
 DEF_CUMSUM(cumsum_f32, float)
 DEF_CUMSUM(cumsum_f64, double)
 
+static int cumsum_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin);
+
 mimic_tensor *mimic_cumsum(const mimic_tensor *t, int dim)
 {
     if (mimic_check_float("cumsum", t))
@@ -774,7 +797,10 @@ mimic_tensor *mimic_cumsum(const mimic_tensor *t, int dim)
     int d = dim == MIMIC_ALL_DIMS ? -1 : mimic_dim("cumsum", dim, t->ndim);
     if (dim != MIMIC_ALL_DIMS && d < 0)
         return NULL;
+    /* The copy that cumsum then works in place on is not the op itself. */
+    bool grad_was = mimic_set_grad_enabled(false);
     mimic_tensor *out = mimic_clone(t);
+    mimic_set_grad_enabled(grad_was);
     if (!out)
         return NULL;
     int64_t numel = mimic_numel(t), outer_n = 1, n = numel, inner = 1;
@@ -792,5 +818,173 @@ mimic_tensor *mimic_cumsum(const mimic_tensor *t, int dim)
     }
     if (numel > 0 && n > 1)
         (t->dtype == MIMIC_F64 ? cumsum_f64 : cumsum_f32)(mimic_data(out), outer_n, n, inner, want_threads(t));
+    if (!mimic_ag_wanted(1, &t))
+        return out;
+    mimic_node *nd = mimic_ag_record(out, "cumsum", cumsum_backward, 1, &t);
+    if (!nd) {
+        mimic_tensor_free(out);
+        return NULL;
+    }
+    nd->reads = 0;
+    nd->iarg[0] = dim == MIMIC_ALL_DIMS ? -1 : d;
     return out;
 }
+
+/* --- gradients ---------------------------------------------------------------------
+ * node->iarg: [0] the redop, [1] the reduced dim (-1: all), [2] keepdim;
+ * darg[0] the op's param. Every formula is written with public ops (so under
+ * create_graph it is recorded) and avoids a division by zero even in a branch
+ * that `where` discards, because the discarded branch still receives a zero
+ * gradient, and 0 * inf would turn second derivatives into NaN. */
+static mimic_tensor *E_dup(mimic_tensor *t) { return t ? E_ref(t) : NULL; }
+
+/* op over the node's reduced dims with keepdim, so the result broadcasts
+ * against the input. Consumes t. */
+static mimic_tensor *E_red(mimic_redop op, mimic_tensor *t, const mimic_node *n, double param)
+{
+    int d = (int)n->iarg[1];
+    mimic_tensor *r = t ? mimic_reduce(op, t, d < 0 ? MIMIC_ALL_DIMS : d, true, param) : NULL;
+    mimic_tensor_free(t);
+    return r;
+}
+
+/* A result-shaped t with the reduced dim put back (size 1) when keepdim was
+ * off; a full reduction's result broadcasts as it is. Consumes t. */
+static mimic_tensor *kept(mimic_tensor *t, const mimic_node *n)
+{
+    if (!t || n->iarg[2] || n->iarg[1] < 0)
+        return t;
+    mimic_tensor *r = mimic_unsqueeze(t, (int)n->iarg[1]);
+    mimic_tensor_free(t);
+    return r;
+}
+
+/* The op's result, keepdim-shaped. Under create_graph it is recomputed from
+ * the input when the formula differentiates through it (`diff`); otherwise
+ * the saved result serves. */
+static mimic_tensor *result_kept(const mimic_node *n, bool diff)
+{
+    if (n->saved && !(diff && mimic_grad_enabled()))
+        return kept(E_ref(n->saved), n);
+    return E_red((mimic_redop)n->iarg[0], E_ref(n->in[0]), n, n->darg[0]);
+}
+
+/* t with its zeros replaced by 1: a divisor that is never 0. Consumes t. */
+static mimic_tensor *nonzero(mimic_tensor *t, mimic_dtype dt)
+{
+    mimic_tensor *z = E_cmp(MIMIC_EQ, E_dup(t), E_num(0, dt));
+    return E_where(z, E_num(1, dt), t);
+}
+
+/* Where mask holds, v divided by the number of true entries of mask over the
+ * reduced dims; 0 elsewhere. Min, max and the inf-norm send the gradient to
+ * the extreme elements this way, split evenly on ties (as the element-wise
+ * maximum does). Consumes mask and v. */
+static mimic_tensor *split_ties(mimic_tensor *mask, mimic_tensor *v, const mimic_node *n, mimic_dtype dt)
+{
+    mimic_tensor *count = E_red(MIMIC_SUM, E_where(E_dup(mask), E_num(1, dt), E_num(0, dt)), n, 0);
+    return E_where(mask, E_DIV(v, count), E_num(0, dt));
+}
+
+/* d prod / d x_i = the product of the others, exactly also at zeros: with
+ * pnz the product of the nonzero entries, it is pnz / x_i when none of the
+ * others is zero (pnz itself for the zero entry) and 0 when one is. The
+ * second derivative treats the zero pattern as fixed, so it is exact away
+ * from zeros only (at a single zero it misses d2/dx_i dx_zero). */
+static mimic_tensor *prod_grad(const mimic_node *n, mimic_tensor *ge, mimic_dtype dt)
+{
+    const mimic_tensor *x = n->in[0];
+    mimic_tensor *iz = E_where(E_cmp(MIMIC_EQ, E_ref(x), E_num(0, dt)), E_num(1, dt), E_num(0, dt));
+    mimic_tensor *nz = nonzero(E_ref(x), dt);
+    mimic_tensor *zeros = E_red(MIMIC_SUM, E_dup(iz), n, 0);
+    mimic_tensor *others = E_DIV(E_red(MIMIC_PROD, E_dup(nz), n, 0), nz);
+    /* zeros - iz: how many of the other entries are zero */
+    return E_MUL(ge, E_where(E_cmp(MIMIC_EQ, zeros, iz), others, E_num(0, dt)));
+}
+
+static mimic_tensor *norm_grad(const mimic_node *n, mimic_tensor *ge, mimic_dtype dt)
+{
+    const mimic_tensor *x = n->in[0];
+    double p = n->darg[0];
+    if (p == 1)
+        return E_MUL(ge, E_un(MIMIC_SIGN, E_ref(x)));
+    if (isinf(p)) {
+        mimic_tensor *mask = E_cmp(MIMIC_EQ, E_un(MIMIC_ABS, E_ref(x)), result_kept(n, false));
+        return split_ties(mask, E_MUL(ge, E_un(MIMIC_SIGN, E_ref(x))), n, dt);
+    }
+    /* sign(x) (|x| / norm)^(p-1); a zero norm means x = 0 and a zero gradient */
+    mimic_tensor *y = nonzero(result_kept(n, true), dt);
+    if (p == 2)
+        return E_MUL(ge, E_DIV(E_ref(x), y));
+    mimic_tensor *r = E_MUL(E_un(MIMIC_SIGN, E_ref(x)),
+                            E_bin(MIMIC_POW, E_DIV(E_un(MIMIC_ABS, E_ref(x)), y), E_num(p - 1, dt)));
+    if (p < 1) /* |x|^(p-1) is infinite at 0, where the gradient is taken as 0 */
+        r = E_where(E_cmp(MIMIC_EQ, E_ref(x), E_num(0, dt)), E_num(0, dt), r);
+    return E_MUL(ge, r);
+}
+
+static mimic_tensor *E_expand(mimic_tensor *t, const mimic_tensor *like)
+{
+    mimic_tensor *r = t ? mimic_expand(t, like->ndim, like->shape) : NULL;
+    mimic_tensor_free(t);
+    return r;
+}
+
+static int reduce_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
+{
+    const mimic_tensor *x = n->in[0];
+    mimic_dtype dt = x->dtype;
+    double p = n->darg[0];
+    double count = (double)(n->iarg[1] < 0 ? mimic_numel(x) : x->shape[n->iarg[1]]);
+    double denom = fmax(count - p, 0); /* var/std: as the forward divides */
+    mimic_tensor *ge = kept(E_ref(g), n), *r;
+    switch ((mimic_redop)n->iarg[0]) {
+    case MIMIC_SUM: r = E_expand(ge, x); break;
+    case MIMIC_MEAN: r = E_expand(E_DIV(ge, E_num(count, dt)), x); break;
+    case MIMIC_PROD: r = prod_grad(n, ge, dt); break;
+    case MIMIC_VAR: /* 2 (x - mean) / (n - ddof) */
+        r = E_MUL(E_MUL(ge, E_num(2 / denom, dt)), E_SUB(E_ref(x), E_red(MIMIC_MEAN, E_ref(x), n, 0)));
+        break;
+    case MIMIC_STD: /* (x - mean) / ((n - ddof) std); std = 0 means x - mean = 0 */
+        r = E_DIV(E_MUL(ge, E_SUB(E_ref(x), E_red(MIMIC_MEAN, E_ref(x), n, 0))),
+                  E_MUL(nonzero(result_kept(n, true), dt), E_num(denom, dt)));
+        break;
+    case MIMIC_NORM: r = norm_grad(n, ge, dt); break;
+    default: /* min, max */
+        r = split_ties(E_cmp(MIMIC_EQ, E_ref(x), result_kept(n, false)), ge, n, dt);
+        break;
+    }
+    return E_set(gin, 0, r);
+}
+
+/* The gradient of a cumulative sum is the cumulative sum taken from the other
+ * end: flip, cumsum, flip back (index_select with a reversed arange). */
+static int cumsum_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
+{
+    const mimic_tensor *x = n->in[0];
+    int d = n->iarg[0] < 0 ? 0 : (int)n->iarg[0]; /* over all dims, g is the flat 1-D result */
+    mimic_tensor *r = E_ref(g);
+    if (g->ndim > 0 && g->shape[d] > 1) {
+        mimic_tensor *rev = mimic_arange((double)g->shape[d] - 1, -1, -1, MIMIC_I64);
+        mimic_tensor *f = rev ? mimic_index_select(r, d, rev) : NULL;
+        mimic_tensor *c = f ? mimic_cumsum(f, d) : NULL;
+        mimic_tensor_free(r);
+        r = c ? mimic_index_select(c, d, rev) : NULL;
+        mimic_tensor_free(c);
+        mimic_tensor_free(f);
+        mimic_tensor_free(rev);
+    }
+    if (r && n->iarg[0] < 0 && x->ndim != 1) {
+        mimic_tensor *v = mimic_reshape(r, x->ndim, x->shape);
+        mimic_tensor_free(r);
+        r = v;
+    }
+    return E_set(gin, 0, r);
+}
+
+const mimic_opdef mimic_ops_reduce[] = {
+    {"sum", reduce_backward},  {"mean", reduce_backward}, {"prod", reduce_backward},
+    {"var", reduce_backward},  {"std", reduce_backward},  {"norm", reduce_backward},
+    {"min", reduce_backward},  {"max", reduce_backward},  {"cumsum", cumsum_backward},
+    {NULL, NULL},
+};

@@ -5,9 +5,12 @@
  * exact reverse of the ascending order of values, as -np.sort(-x) and torch
  * give - while equal values keep their original order (a reversed ascending
  * sort would reverse ties). topk(largest) is the head of the descending order,
- * topk(smallest) of the ascending one. */
-#include "../base/internal.h"
-#include "mimic/ops.h"
+ * topk(smallest) of the ascending one.
+ *
+ * Autograd: the values are differentiable (each value's gradient goes back to
+ * the position it came from, through the permutation); the indices are
+ * integers and carry no gradient. */
+#include "../autograd/expr.h"
 
 #include <math.h>
 #include <string.h>
@@ -166,6 +169,39 @@ static int sort_rows(const sort_job *j)
     return failed ? mimic_error(MIMIC_ENOMEM, "sort: out of memory for the row buffers") : MIMIC_OK;
 }
 
+/* Scatters the gradient of the values back through the permutation (saved). */
+static int sort_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
+{
+    const mimic_tensor *x = n->in[0];
+    mimic_tensor *z = mimic_zeros(x->ndim, x->shape, g->dtype);
+    mimic_tensor *r = z ? mimic_scatter_add(z, (int)n->iarg[0], n->saved, g) : NULL;
+    mimic_tensor_free(z);
+    return E_set(gin, 0, r);
+}
+
+const mimic_opdef mimic_ops_sort[] = {{"sort", sort_backward}, {"topk", sort_backward}, {NULL, NULL}};
+
+/* Hands the sorted values (with a node when t needs a gradient) and the
+ * indices to the caller; frees both on failure. */
+static mimic_tensor *record(const char *fn, const mimic_tensor *t, int dim, sort_job *j, mimic_tensor **indices)
+{
+    if (mimic_ag_wanted(1, &t)) {
+        mimic_node *n = mimic_ag_record(j->vals, fn, sort_backward, 1, &t);
+        if (!n || mimic_ag_save(n, j->idx)) {
+            mimic_tensor_free(j->vals);
+            mimic_tensor_free(j->idx);
+            return NULL;
+        }
+        n->reads = 0;
+        n->iarg[0] = dim;
+    }
+    if (indices)
+        *indices = j->idx;
+    else
+        mimic_tensor_free(j->idx); /* the node keeps its own view */
+    return j->vals;
+}
+
 /* values and (optionally) indices of the first k of each sorted row. */
 static mimic_tensor *sort_common(const char *fn, const mimic_tensor *t, int64_t k, int dim, bool desc,
                                  mimic_tensor **indices)
@@ -190,16 +226,16 @@ static mimic_tensor *sort_common(const char *fn, const mimic_tensor *t, int64_t 
     if (t->ndim)
         shape[dim] = k;
     sort_job j = {.t = t, .dim = dim, .len = len, .k = k, .desc = desc};
+    /* The backward needs the permutation even when the caller does not. */
+    bool want_idx = indices || mimic_ag_wanted(1, &t);
     j.vals = mimic_empty(t->ndim, shape, t->dtype);
-    j.idx = indices ? mimic_empty(t->ndim, shape, MIMIC_I64) : NULL;
-    if (!j.vals || (indices && !j.idx) || sort_rows(&j)) {
+    j.idx = want_idx ? mimic_empty(t->ndim, shape, MIMIC_I64) : NULL;
+    if (!j.vals || (want_idx && !j.idx) || sort_rows(&j)) {
         mimic_tensor_free(j.vals);
         mimic_tensor_free(j.idx);
         return NULL;
     }
-    if (indices)
-        *indices = j.idx;
-    return j.vals;
+    return record(fn, t, dim, &j, indices);
 }
 
 /* Caller owns the result and *indices. */

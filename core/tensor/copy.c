@@ -1,5 +1,11 @@
-/* Copies, dtype conversion and fills: all strided, broadcasting the source. */
-#include "../base/internal.h"
+/* Copies, dtype conversion and fills: all strided, broadcasting the source.
+ *
+ * Autograd: the allocating forms (contiguous when it copies, clone, float to
+ * float to_dtype) record a node; the writing forms (copy, fill) write into an
+ * existing tensor, which is not recorded, so they go through
+ * mimic_ag_inplace: refused on a tensor that requires grad (grad mode on),
+ * and the storage version is bumped so backward notices stale inputs. */
+#include "../autograd/expr.h"
 
 #include <string.h>
 
@@ -81,6 +87,21 @@ static bool copy_tiled(const mimic_iter *it, char *const *base, mimic_row_fn fn,
     return true;
 }
 
+/* dst = src without checks: the shapes broadcast and dst is writable. */
+static void copy_raw(mimic_tensor *dst, const mimic_tensor *src)
+{
+    int64_t sst[MIMIC_MAX_DIMS];
+    mimic_broadcast_strides(src, dst->ndim, sst);
+    const int64_t *strides[2] = {dst->stride, sst};
+    size_t es[2] = {mimic_dtype_size(dst->dtype), mimic_dtype_size(src->dtype)};
+    mimic_iter it;
+    mimic_iter_init(&it, dst->ndim, dst->shape, 2, strides, es);
+    char *base[2] = {mimic_data(dst), mimic_data(src)};
+    if (!copy_tiled(&it, base, copy_fn[dst->dtype][src->dtype], es))
+        mimic_iter_run(&it, base, copy_fn[dst->dtype][src->dtype], NULL, true);
+}
+
+/* The source's history is not carried over: only the values are copied. */
 int mimic_copy(mimic_tensor *dst, const mimic_tensor *src)
 {
     char a[96], b[96];
@@ -93,20 +114,17 @@ int mimic_copy(mimic_tensor *dst, const mimic_tensor *src)
         return mimic_error(MIMIC_ESHAPE, "copy: source of shape %s does not broadcast to destination %s",
                            mimic_shape_str(src->ndim, src->shape, a, sizeof a),
                            mimic_shape_str(dst->ndim, dst->shape, b, sizeof b));
-    int64_t sst[MIMIC_MAX_DIMS];
-    mimic_broadcast_strides(src, dst->ndim, sst);
-    const int64_t *strides[2] = {dst->stride, sst};
-    size_t es[2] = {mimic_dtype_size(dst->dtype), mimic_dtype_size(src->dtype)};
-    mimic_iter it;
-    mimic_iter_init(&it, dst->ndim, dst->shape, 2, strides, es);
-    char *base[2] = {mimic_data(dst), mimic_data(src)};
-    if (!copy_tiled(&it, base, copy_fn[dst->dtype][src->dtype], es))
-        mimic_iter_run(&it, base, copy_fn[dst->dtype][src->dtype], NULL, true);
-    return MIMIC_OK;
+    int rc = mimic_ag_inplace("copy", dst);
+    if (rc == MIMIC_OK)
+        copy_raw(dst, src);
+    return rc;
 }
 
 int mimic_fill(mimic_tensor *t, double v)
 {
+    int rc = mimic_ag_inplace("fill", t);
+    if (rc)
+        return rc;
     /* Broadcast a one-element source of t's dtype: the copy kernels do the rest. */
     union { float f; double d; int64_t i; uint8_t b; } one;
     switch (t->dtype) {
@@ -117,26 +135,61 @@ int mimic_fill(mimic_tensor *t, double v)
     }
     mimic_storage s = {.data = &one, .nbytes = sizeof one, .refcount = 1};
     mimic_tensor src = {.storage = &s, .ndim = 0, .dtype = t->dtype, .refcount = 1};
-    return mimic_copy(t, &src);
+    copy_raw(t, &src);
+    return MIMIC_OK;
 }
 
-mimic_tensor *mimic_clone(const mimic_tensor *t) { return mimic_to_dtype(t, t->dtype); }
+/* --- allocating copies ---------------------------------------------------------------- */
+/* Gradient of every copy: the upstream gradient in the input's dtype. */
+static int copy_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
+{
+    mimic_dtype dt = n->in[0]->dtype;
+    return E_set(gin, 0, g->dtype == dt ? E_ref(g) : mimic_to_dtype(g, dt));
+}
 
-mimic_tensor *mimic_to_dtype(const mimic_tensor *t, mimic_dtype dtype)
+const mimic_opdef mimic_ops_copy[] = {
+    {"contiguous", copy_backward}, {"clone", copy_backward}, {"to_dtype", copy_backward}, {NULL, NULL},
+};
+
+static bool is_float(mimic_dtype dt) { return dt == MIMIC_F32 || dt == MIMIC_F64; }
+
+/* A new contiguous copy of t in dtype, with a node named `name` when t needs
+ * a gradient and the result can carry one (a float dtype: int64 and bool
+ * results are cut off from the graph, like any comparison). */
+static mimic_tensor *copy_new(const char *name, const mimic_tensor *t, mimic_dtype dtype)
 {
     mimic_tensor *c = mimic_empty(t->ndim, t->shape, dtype);
-    if (c && mimic_copy(c, t)) {
+    if (!c)
+        return NULL;
+    copy_raw(c, t);
+    if (!is_float(dtype) || !mimic_ag_wanted(1, &t))
+        return c;
+    mimic_node *n = mimic_ag_record(c, name, copy_backward, 1, &t);
+    if (!n) {
         mimic_tensor_free(c);
         return NULL;
     }
+    n->reads = 0;
     return c;
 }
 
+mimic_tensor *mimic_clone(const mimic_tensor *t) { return copy_new("clone", t, t->dtype); }
+
+mimic_tensor *mimic_to_dtype(const mimic_tensor *t, mimic_dtype dtype)
+{
+    if ((unsigned)dtype >= MIMIC_DTYPE_COUNT) {
+        mimic_error(MIMIC_EDTYPE, "to_dtype: invalid dtype %d", (int)dtype);
+        return NULL;
+    }
+    return copy_new("to_dtype", t, dtype);
+}
+
+/* Already contiguous: t itself, history and all (no node: nothing happened). */
 mimic_tensor *mimic_contiguous(mimic_tensor *t)
 {
     if (mimic_is_contiguous(t)) {
         mimic_tensor_retain(t);
         return t;
     }
-    return mimic_clone(t);
+    return copy_new("contiguous", t, t->dtype);
 }

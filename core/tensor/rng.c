@@ -2,7 +2,7 @@
  * This file is compiled with -ffp-contract=off: a fused multiply-add would
  * change the last bits of the sampler on some machines. */
 #include "mimic/rng.h"
-#include "../base/internal.h"
+#include "../autograd/graph.h"
 
 #include <math.h>
 #include <string.h>
@@ -144,6 +144,9 @@ static int fill(mimic_rng *r, mimic_tensor *t, int kind, double a, double b, con
                            mimic_dtype_name(t->dtype));
     if (!isfinite(a) || !isfinite(b))
         return mimic_error(MIMIC_EARG, "%s: parameters must be finite (got %g, %g)", fn, a, b);
+    int rc = mimic_ag_inplace(fn, t);
+    if (rc)
+        return rc;
     int64_t n = mimic_numel(t);
     mimic_tensor *dst = mimic_is_contiguous(t) ? t : mimic_empty(t->ndim, t->shape, t->dtype);
     if (!dst)
@@ -161,10 +164,10 @@ static int fill(mimic_rng *r, mimic_tensor *t, int kind, double a, double b, con
     int per = kind == FILL_UNIFORM && t->dtype == MIMIC_F32 ? 4 : 2;
     r->counter += (uint64_t)((n + per - 1) / per);
     if (dst != t) {
-        mimic_copy(t, dst);
+        rc = mimic_copy(t, dst);
         mimic_tensor_free(dst);
     }
-    return MIMIC_OK;
+    return rc;
 }
 
 int mimic_rng_uniform(mimic_rng *r, mimic_tensor *t, double lo, double hi)

@@ -1,7 +1,7 @@
 /* Tensor lifetime, queries and views. A view is a new mimic_tensor struct
  * pointing at the same storage (retained), so the base's memory stays alive
  * as long as any view does. */
-#include "../autograd/graph.h"
+#include "../autograd/expr.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -221,8 +221,11 @@ double mimic_get(const mimic_tensor *t, const int64_t *idx)
     }
 }
 
+/* A raw accessor, so no autograd check (finite differences poke at leaves that
+ * require grad); the version bump still lets backward notice the change. */
 void mimic_set(mimic_tensor *t, const int64_t *idx, double v)
 {
+    atomic_fetch_add_explicit((_Atomic uint64_t *)&t->storage->version, 1, memory_order_relaxed);
     int64_t off = offset_of(t, idx);
     void *p = t->storage->data;
     switch (t->dtype) {
@@ -351,6 +354,94 @@ static bool view_strides(const mimic_tensor *t, int ndim, const int64_t *shape, 
     return true;
 }
 
+/* --- autograd of views -----------------------------------------------------------
+ * The public view functions record a node when their input needs a gradient.
+ * Code inside the core builds its views with mimic_tensor_new_view, which never
+ * records, so an op's scratch views leave no nodes behind. A view's gradient
+ * is the upstream gradient taken back through the inverse view, written with
+ * the public ops so that create_graph records it too. No view backward reads
+ * the input's values (reads = 0), only shapes and the arguments in iarg: an
+ * in-place change of the base after the view cannot invalidate it. */
+
+/* view, reshape, flatten, squeeze, unsqueeze: same elements, another shape. */
+static int reshape_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
+{
+    const mimic_tensor *x = n->in[0];
+    return E_set(gin, 0, mimic_reshape((mimic_tensor *)g, x->ndim, x->shape));
+}
+
+static int transpose_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
+{
+    return E_set(gin, 0, mimic_transpose((mimic_tensor *)g, (int)n->iarg[0], (int)n->iarg[1]));
+}
+
+/* iarg[d] is the input dim that became dim d; the inverse sends it back. */
+static int permute_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
+{
+    int inv[MIMIC_MAX_DIMS];
+    for (int d = 0; d < g->ndim; d++)
+        inv[n->iarg[d]] = d;
+    return E_set(gin, 0, mimic_permute((mimic_tensor *)g, inv));
+}
+
+static int expand_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
+{
+    const mimic_tensor *x = n->in[0];
+    return E_set(gin, 0, mimic_sum_to(g, x->ndim, x->shape));
+}
+
+/* g (consumed) placed at slice a = {dim, start, stop, step} of zeros shaped
+ * like x: slice_scatter rather than a copy into a view, because an in-place
+ * copy could not be recorded for create_graph. */
+static mimic_tensor *embed(const mimic_tensor *x, mimic_tensor *g, const int64_t *a)
+{
+    mimic_tensor *z = g ? mimic_zeros(x->ndim, x->shape, g->dtype) : NULL;
+    mimic_tensor *r = z ? mimic_slice_scatter(z, g, (int)a[0], a[1], a[2], a[3]) : NULL;
+    mimic_tensor_free(z);
+    mimic_tensor_free(g);
+    return r;
+}
+
+/* slice and narrow: iarg = {dim, start, stop, step}. */
+static int slice_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
+{
+    return E_set(gin, 0, embed(n->in[0], E_ref(g), n->iarg));
+}
+
+/* iarg = {dim, index}: the dropped dim comes back as a slice of length 1. */
+static int select_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
+{
+    int64_t dim = n->iarg[0], a[4] = {dim, n->iarg[1], n->iarg[1] + 1, 1};
+    return E_set(gin, 0, embed(n->in[0], mimic_unsqueeze((mimic_tensor *)g, (int)dim), a));
+}
+
+/* v (a new view of t, or NULL) with a node when t needs a gradient; the
+ * backward gets args in iarg. On failure v is freed. */
+static mimic_tensor *record_view(mimic_tensor *v, mimic_tensor *t, const char *name, mimic_backward_fn bw,
+                                 int nargs, const int64_t *args)
+{
+    const mimic_tensor *in = t;
+    if (!v || !mimic_ag_wanted(1, &in))
+        return v;
+    mimic_node *n = mimic_ag_record(v, name, bw, 1, &in);
+    if (!n) {
+        mimic_tensor_free(v);
+        return NULL;
+    }
+    n->reads = 0;
+    if (nargs)
+        memcpy(n->iarg, args, (size_t)nargs * sizeof *args);
+    return v;
+}
+
+const mimic_opdef mimic_ops_views[] = {
+    {"view", reshape_backward},       {"reshape", reshape_backward},     {"flatten", reshape_backward},
+    {"squeeze", reshape_backward},    {"unsqueeze", reshape_backward},   {"transpose", transpose_backward},
+    {"permute", permute_backward},    {"expand", expand_backward},       {"slice", slice_backward},
+    {"narrow", slice_backward},       {"select", select_backward},       {NULL, NULL},
+};
+
+/* --- the view functions ------------------------------------------------------------- */
 mimic_tensor *mimic_view(mimic_tensor *t, int ndim, const int64_t *shape)
 {
     int64_t sh[MIMIC_MAX_DIMS], st[MIMIC_MAX_DIMS];
@@ -362,22 +453,33 @@ mimic_tensor *mimic_view(mimic_tensor *t, int ndim, const int64_t *shape)
                     SHAPE_STR(t->ndim, t->shape), SHAPE_STR(ndim, sh));
         return NULL;
     }
-    return mimic_tensor_new_view(t, ndim, sh, st, t->offset);
+    return record_view(mimic_tensor_new_view(t, ndim, sh, st, t->offset), t, "view", reshape_backward, 0, NULL);
 }
 
-mimic_tensor *mimic_reshape(mimic_tensor *t, int ndim, const int64_t *shape)
+/* A view of t as shape, or a view of a contiguous copy; records nothing. */
+static mimic_tensor *reshape_impl(mimic_tensor *t, int ndim, const int64_t *shape)
 {
     int64_t sh[MIMIC_MAX_DIMS], st[MIMIC_MAX_DIMS];
     if (infer_shape("reshape", t, ndim, shape, sh))
         return NULL;
     if (view_strides(t, ndim, sh, st))
         return mimic_tensor_new_view(t, ndim, sh, st, t->offset);
+    /* The copy is part of this op: the caller records one node for the whole
+     * reshape, so the copy itself must not record one. */
+    bool prev = mimic_set_grad_enabled(false);
     mimic_tensor *c = mimic_contiguous(t);
+    mimic_set_grad_enabled(prev);
     if (!c)
         return NULL;
-    mimic_tensor *v = mimic_view(c, ndim, sh);
+    view_strides(c, ndim, sh, st); /* always possible for a contiguous tensor */
+    mimic_tensor *v = mimic_tensor_new_view(c, ndim, sh, st, c->offset);
     mimic_tensor_free(c);
     return v;
+}
+
+mimic_tensor *mimic_reshape(mimic_tensor *t, int ndim, const int64_t *shape)
+{
+    return record_view(reshape_impl(t, ndim, shape), t, "reshape", reshape_backward, 0, NULL);
 }
 
 mimic_tensor *mimic_transpose(mimic_tensor *t, int d0, int d1)
@@ -389,12 +491,13 @@ mimic_tensor *mimic_transpose(mimic_tensor *t, int d0, int d1)
     memcpy(st, t->stride, sizeof st);
     sh[d0] = t->shape[d1], sh[d1] = t->shape[d0];
     st[d0] = t->stride[d1], st[d1] = t->stride[d0];
-    return mimic_tensor_new_view(t, t->ndim, sh, st, t->offset);
+    return record_view(mimic_tensor_new_view(t, t->ndim, sh, st, t->offset), t, "transpose", transpose_backward, 2,
+                       (int64_t[]){d0, d1});
 }
 
 mimic_tensor *mimic_permute(mimic_tensor *t, const int *dims)
 {
-    int64_t sh[MIMIC_MAX_DIMS], st[MIMIC_MAX_DIMS];
+    int64_t sh[MIMIC_MAX_DIMS], st[MIMIC_MAX_DIMS], src[MIMIC_MAX_DIMS];
     bool seen[MIMIC_MAX_DIMS] = {0};
     for (int d = 0; d < t->ndim; d++) {
         int s = mimic_dim("permute", dims[d], t->ndim);
@@ -406,13 +509,16 @@ mimic_tensor *mimic_permute(mimic_tensor *t, const int *dims)
             return NULL;
         }
         seen[s] = true;
+        src[d] = s;
         sh[d] = t->shape[s];
         st[d] = t->stride[s];
     }
-    return mimic_tensor_new_view(t, t->ndim, sh, st, t->offset);
+    return record_view(mimic_tensor_new_view(t, t->ndim, sh, st, t->offset), t, "permute", permute_backward,
+                       t->ndim, src);
 }
 
-mimic_tensor *mimic_slice(mimic_tensor *t, int dim, int64_t start, int64_t stop, int64_t step)
+/* The slice view; *dimp gets the normalised dim. Records nothing. */
+static mimic_tensor *slice_impl(mimic_tensor *t, int dim, int64_t start, int64_t stop, int64_t step, int *dimp)
 {
     if ((dim = mimic_dim("slice", dim, t->ndim)) < 0)
         return NULL;
@@ -435,7 +541,14 @@ mimic_tensor *mimic_slice(mimic_tensor *t, int dim, int64_t start, int64_t stop,
     memcpy(st, t->stride, sizeof st);
     sh[dim] = (stop - start + step - 1) / step;
     st[dim] = t->stride[dim] * step;
+    *dimp = dim;
     return mimic_tensor_new_view(t, t->ndim, sh, st, t->offset + start * t->stride[dim]);
+}
+
+mimic_tensor *mimic_slice(mimic_tensor *t, int dim, int64_t start, int64_t stop, int64_t step)
+{
+    mimic_tensor *v = slice_impl(t, dim, start, stop, step, &dim);
+    return record_view(v, t, "slice", slice_backward, 4, (int64_t[]){dim, start, stop, step});
 }
 
 mimic_tensor *mimic_narrow(mimic_tensor *t, int dim, int64_t start, int64_t length)
@@ -444,7 +557,8 @@ mimic_tensor *mimic_narrow(mimic_tensor *t, int dim, int64_t start, int64_t leng
         mimic_error(MIMIC_EARG, "narrow: length %lld is negative", (long long)length);
         return NULL;
     }
-    return mimic_slice(t, dim, start, start + length, 1);
+    mimic_tensor *v = slice_impl(t, dim, start, start + length, 1, &dim);
+    return record_view(v, t, "narrow", slice_backward, 4, (int64_t[]){dim, start, start + length, 1});
 }
 
 mimic_tensor *mimic_select(mimic_tensor *t, int dim, int64_t index)
@@ -467,7 +581,8 @@ mimic_tensor *mimic_select(mimic_tensor *t, int dim, int64_t index)
             sh[k] = t->shape[d];
             st[k++] = t->stride[d];
         }
-    return mimic_tensor_new_view(t, t->ndim - 1, sh, st, t->offset + index * t->stride[dim]);
+    return record_view(mimic_tensor_new_view(t, t->ndim - 1, sh, st, t->offset + index * t->stride[dim]), t, "select",
+                       select_backward, 2, (int64_t[]){dim, index});
 }
 
 mimic_tensor *mimic_expand(mimic_tensor *t, int ndim, const int64_t *shape)
@@ -498,7 +613,7 @@ mimic_tensor *mimic_expand(mimic_tensor *t, int ndim, const int64_t *shape)
             return NULL;
         }
     }
-    return mimic_tensor_new_view(t, ndim, sh, st, t->offset);
+    return record_view(mimic_tensor_new_view(t, ndim, sh, st, t->offset), t, "expand", expand_backward, 0, NULL);
 }
 
 mimic_tensor *mimic_squeeze(mimic_tensor *t, int dim)
@@ -508,15 +623,13 @@ mimic_tensor *mimic_squeeze(mimic_tensor *t, int dim)
     if (dim != MIMIC_ALL_DIMS) {
         if ((dim = mimic_dim("squeeze", dim, t->ndim)) < 0)
             return NULL;
-        if (t->ndim == 0)
-            return mimic_tensor_new_view(t, 0, sh, st, t->offset);
     }
     for (int d = 0; d < t->ndim; d++)
         if (!(t->shape[d] == 1 && (dim == MIMIC_ALL_DIMS || dim == d))) {
             sh[k] = t->shape[d];
             st[k++] = t->stride[d];
         }
-    return mimic_tensor_new_view(t, k, sh, st, t->offset);
+    return record_view(mimic_tensor_new_view(t, k, sh, st, t->offset), t, "squeeze", reshape_backward, 0, NULL);
 }
 
 mimic_tensor *mimic_unsqueeze(mimic_tensor *t, int dim)
@@ -537,13 +650,14 @@ mimic_tensor *mimic_unsqueeze(mimic_tensor *t, int dim)
             st[d] = t->stride[k++];
         }
     }
-    return mimic_tensor_new_view(t, t->ndim + 1, sh, st, t->offset);
+    return record_view(mimic_tensor_new_view(t, t->ndim + 1, sh, st, t->offset), t, "unsqueeze", reshape_backward,
+                       0, NULL);
 }
 
 mimic_tensor *mimic_flatten(mimic_tensor *t, int start_dim, int end_dim)
 {
     if (t->ndim == 0)
-        return mimic_reshape(t, 1, (int64_t[]){1});
+        return record_view(reshape_impl(t, 1, (int64_t[]){1}), t, "flatten", reshape_backward, 0, NULL);
     if ((start_dim = mimic_dim("flatten", start_dim, t->ndim)) < 0 ||
         (end_dim = mimic_dim("flatten", end_dim, t->ndim)) < 0)
         return NULL;
@@ -560,5 +674,5 @@ mimic_tensor *mimic_flatten(mimic_tensor *t, int start_dim, int end_dim)
         else
             sh[k++] = t->shape[d];
     }
-    return mimic_reshape(t, k, sh);
+    return record_view(reshape_impl(t, k, sh), t, "flatten", reshape_backward, 0, NULL);
 }

@@ -49,7 +49,9 @@ typedef struct gcase {
 #define CASE(NAME) {#NAME, make_##NAME, call_##NAME}
 /* One header of cases per op family, each a {NULL}-terminated array. */
 #include "gradcases_elementwise.h"
-static const gcase *const case_lists[] = {cases_elementwise};
+#include "gradcases_reduce_linalg.h"
+#include "gradcases_shape.h"
+static const gcase *const case_lists[] = {cases_elementwise, cases_reduce_linalg, cases_shape};
 
 /* sum(op(in) * w): a scalar whose gradient exercises a general upstream gradient. */
 static double weighted(const gcase *c, mimic_tensor *const *in, const mimic_tensor *w)

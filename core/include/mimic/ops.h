@@ -99,7 +99,30 @@ mimic_tensor *mimic_index_select(const mimic_tensor *t, int dim, const mimic_ten
 /* 1-D tensor of the elements where mask (broadcast to t) is true, row-major order. */
 mimic_tensor *mimic_masked_select(const mimic_tensor *t, const mimic_tensor *mask);
 
+/* The scatter forms. Each returns a new tensor (t is not modified); the
+ * indexing ops above take their gradients through them, and they are
+ * differentiable themselves (w.r.t. t and src). Additions into one element
+ * happen in index order, so results never depend on the thread count.
+ * float32 and float64 mix (the result is float64); index is int64. */
+/* t + src added along dim at `index` (1-D): out[.., index[i], ..] += src[.., i, ..];
+ * src has t's shape except index's length along dim (the reverse of index_select). */
+mimic_tensor *mimic_index_add(const mimic_tensor *t, int dim, const mimic_tensor *index, const mimic_tensor *src);
+/* t + src added at the gathered positions: out[index[i][j]][j] += src[i][j] for
+ * dim 0, etc. (the reverse of gather); index has src's shape and t's rank, each
+ * dim but dim no larger than t's. */
+mimic_tensor *mimic_scatter_add(const mimic_tensor *t, int dim, const mimic_tensor *index, const mimic_tensor *src);
+/* t with mimic_slice(t, dim, start, stop, step) replaced by src, which has that
+ * slice's shape (the reverse of slice, narrow and, with a size-1 dim, select). */
+mimic_tensor *mimic_slice_scatter(const mimic_tensor *t, const mimic_tensor *src, int dim, int64_t start,
+                                  int64_t stop, int64_t step);
+/* t with the positions where mask (broadcast to t) is true replaced by the
+ * elements of src in row-major order; src (any shape) has exactly one element
+ * per true position (the reverse of masked_select). */
+mimic_tensor *mimic_masked_scatter(const mimic_tensor *t, const mimic_tensor *mask, const mimic_tensor *src);
+
 /* --- sorting ------------------------------------------------------------------------ */
+/* The sorted values are differentiable (each gradient goes back to the element's
+ * original position); the int64 indices are not. */
 /* Stable sort along dim; *indices (if not NULL) receives the int64 permutation. NaN ranks
  * above every number: last in ascending order (as NumPy), first in descending order. */
 mimic_tensor *mimic_sort(const mimic_tensor *t, int dim, bool descending, mimic_tensor **indices);

@@ -75,6 +75,9 @@ static inline void *mimic_data(const mimic_tensor *t) /* address of the first el
 }
 /* Element at a multi-index (0-based), converted to double. No bounds check. */
 double mimic_get(const mimic_tensor *t, const int64_t *idx);
+/* A raw accessor: unlike copy and fill it writes even into a tensor that
+ * requires grad (finite differences need that), but it bumps the storage
+ * version, so a backward that needs the old value still fails. */
 void mimic_set(mimic_tensor *t, const int64_t *idx, double v);
 /* Format a shape as "[3,4]" into buf (always terminated). Returns buf. */
 char *mimic_shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
@@ -82,7 +85,10 @@ char *mimic_shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
  * naming `fn`) when out of range. */
 int mimic_dim(const char *fn, int dim, int ndim);
 
-/* --- views (share storage; never copy) ------------------------------------ */
+/* --- views (share storage; never copy) ------------------------------------
+ * With autograd, a view of a tensor that requires grad is recorded (it is not
+ * a leaf) and its gradient flows back to the base; a view shares the base's
+ * storage version, so writing through either is seen by backward. */
 mimic_tensor *mimic_view(mimic_tensor *t, int ndim, const int64_t *shape); /* one dim may be -1; fails if strides forbid */
 mimic_tensor *mimic_reshape(mimic_tensor *t, int ndim, const int64_t *shape); /* a view when possible, else a copy */
 mimic_tensor *mimic_transpose(mimic_tensor *t, int d0, int d1);
@@ -101,7 +107,10 @@ mimic_tensor *mimic_flatten(mimic_tensor *t, int start_dim, int end_dim); /* vie
 mimic_tensor *mimic_contiguous(mimic_tensor *t); /* t itself (retained) if already contiguous */
 mimic_tensor *mimic_clone(const mimic_tensor *t);
 mimic_tensor *mimic_to_dtype(const mimic_tensor *t, mimic_dtype dtype); /* always a copy */
-/* dst[...] = src, src broadcast to dst's shape, converting dtype. */
+/* dst[...] = src, src broadcast to dst's shape, converting dtype. The values
+ * are copied, not src's autograd history. copy and fill refuse (MIMIC_ESTATE)
+ * a destination that requires grad while grad mode is on (an in-place change
+ * is not recorded); do such updates with grad mode off. */
 int mimic_copy(mimic_tensor *dst, const mimic_tensor *src);
 int mimic_fill(mimic_tensor *t, double v);
 
