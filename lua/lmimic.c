@@ -1,6 +1,7 @@
 /* The `mimic` Lua module: the module table, thread control, and the argument
  * helpers every binding file shares (errors, dims, shapes, dtypes). */
 #include "lmimic.h"
+#include "mimic/autograd.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -131,7 +132,15 @@ mimic_tensor *lmimic_toscalar(lua_State *L, int idx, mimic_dtype dt, lmimic_scal
     }
     sc->storage = (mimic_storage){.data = &sc->v, .nbytes = sizeof sc->v, .refcount = 1, .owned = false};
     sc->t = (mimic_tensor){.storage = &sc->storage, .ndim = 0, .dtype = dt, .refcount = 1};
-    return &sc->t;
+    if ((dt != MIMIC_F32 && dt != MIMIC_F64) || !mimic_grad_enabled())
+        return &sc->t;
+    /* A float op with grad mode on may record a node that retains its inputs
+     * beyond the call, which a tensor on the C stack cannot outlive (backward
+     * would read a dead frame): use a heap copy, boxed so an error cannot leak it. */
+    mimic_tensor **box = lmimic_newtensor(L);
+    *box = mimic_clone(&sc->t);
+    lmimic_checkresult(L, box);
+    return *box;
 }
 
 double lmimic_checkvalue(lua_State *L, int idx)
@@ -203,6 +212,9 @@ int luaopen_mimic(lua_State *L)
     int methods = lua_gettop(L);
     lmimic_open_tensor(L, mod, methods);
     lmimic_open_ops(L, mod, methods);
+    lmimic_open_autograd(L, mod, methods);
+    lmimic_open_optim(L, mod, methods);
+    lmimic_open_io(L, mod, methods);
     lua_settop(L, mod);
     lua_newtable(L);
     lua_pushcfunction(L, l_module_index);

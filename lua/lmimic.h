@@ -54,7 +54,10 @@ mimic_tensor *lmimic_totensor(lua_State *L, int arg);
 /* A Lua number or boolean as a 0-dim tensor that lives on the C stack: passing
  * a plain number to an op costs no allocation and cannot leak on an error. Do
  * not copy the struct after lmimic_toscalar (its storage points into it).
- * Valid only for the duration of the core call it is passed to. */
+ * Valid only for the duration of the core call it is passed to. For a float
+ * dtype with grad mode on, a recorded op would retain it beyond the call, so
+ * the scalar is a heap tensor instead, boxed on top of the Lua stack: one value
+ * is pushed, so push your result after this call (or return it explicitly). */
 typedef struct lmimic_scalar {
     mimic_storage storage;
     mimic_tensor t;
@@ -99,5 +102,13 @@ mimic_rng *lmimic_defaultgenerator(lua_State *L);
  * installs the metamethods and creates the Generator metatable; it runs first. */
 void lmimic_open_tensor(lua_State *L, int mod, int methods);
 void lmimic_open_ops(lua_State *L, int mod, int methods);
+/* Autograd methods, grad mode, and the t.grad property: string keys that are
+ * not methods are looked up in the metatable's __getters / __setters tables
+ * (function(t) / function(t, v)), which any file may add to. */
+void lmimic_open_autograd(lua_State *L, int mod, int methods);
+/* mimic.flatten_parameters / flat_attach_grads (lua/loptim.c), for mimic.optim. */
+void lmimic_open_optim(lua_State *L, int mod, int methods);
+/* mimic.save / mimic.load (tensor-dictionary files) and mimic.isatty (lua/lio.c). */
+void lmimic_open_io(lua_State *L, int mod, int methods);
 
 #endif

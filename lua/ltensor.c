@@ -7,6 +7,7 @@
  * makes both safe to run twice. Views hold their own reference, and the core's
  * refcounting keeps the shared storage alive. */
 #include "lmimic.h"
+#include "mimic/autograd.h"
 #include "mimic/ops.h"
 
 #include <math.h>
@@ -22,10 +23,40 @@ mimic_tensor **lmimic_newtensor(lua_State *L)
     return box;
 }
 
+/* Lua's collector sees only a tensor's small box, not the C memory behind it,
+ * so a loop making big temporaries would run far ahead of collection. Bytes
+ * of new tensors are counted, and once they exceed both 32 MB and twice the
+ * Lua heap a full collection runs: its cost is proportional to the Lua heap,
+ * so it stays a bounded fraction of the allocation work. (LUA_GCSTEP debt is
+ * not enough: in generational mode, the default of the lua5.4 interpreter,
+ * it only triggers minor collections, which never free the finalizable
+ * boxes.) Views of a live tensor share its storage and are not counted,
+ * except results of recorded ops: their storage is also referenced by the
+ * graph, so a fresh one cannot be told from a view and is counted
+ * (over-counting only makes collection a little more eager). The count is
+ * per thread: a state runs on one thread at a time. */
+static void gc_account(lua_State *L, const mimic_tensor *t)
+{
+    static _Thread_local size_t pending;
+    const mimic_storage *s = t->storage;
+    if (!s->owned || (s->refcount != 1 && mimic_is_leaf(t)))
+        return;
+    pending += s->nbytes + sizeof *t + sizeof *s;
+    if (pending < (size_t)32 << 20)
+        return;
+    size_t heap = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
+    if (pending < 2 * heap)
+        return;
+    pending = 0;
+    if (lua_gc(L, LUA_GCISRUNNING)) /* respect collectgarbage("stop") */
+        lua_gc(L, LUA_GCCOLLECT);
+}
+
 void lmimic_checkresult(lua_State *L, mimic_tensor *const *slot)
 {
     if (!*slot)
         lmimic_error(L);
+    gc_account(L, *slot);
 }
 
 static int newbox(lua_State *L)
@@ -45,6 +76,7 @@ void lmimic_pushtensor(lua_State *L, mimic_tensor *t)
         lua_error(L);
     }
     *(mimic_tensor **)lua_touserdata(L, -1) = t;
+    gc_account(L, t);
 }
 
 mimic_tensor *lmimic_totensor(lua_State *L, int arg)
@@ -745,7 +777,16 @@ static int t_index(lua_State *L)
     int kt = lua_type(L, 2);
     if (kt == LUA_TSTRING) { /* method lookup: the common case */
         lua_pushvalue(L, 2);
-        lua_rawget(L, lua_upvalueindex(1));
+        if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+            return 1;
+        /* Not a method: a property (t.grad) if extensions registered a getter. */
+        if (lua_getfield(L, lua_upvalueindex(1), "__getters") != LUA_TTABLE)
+            return 0;
+        lua_pushvalue(L, 2);
+        if (lua_rawget(L, -2) == LUA_TNIL)
+            return 0;
+        lua_pushvalue(L, 1);
+        lua_call(L, 1, 1);
         return 1;
     }
     mimic_tensor *t = lmimic_checktensor(L, 1);
@@ -774,6 +815,15 @@ static int t_newindex(lua_State *L)
 {
     mimic_tensor *t = lmimic_checktensor(L, 1);
     int kt = lua_type(L, 2);
+    if (kt == LUA_TSTRING) { /* a property (t.grad = g) with a registered setter */
+        lua_getmetatable(L, 1);
+        if (lua_getfield(L, -1, "__setters") != LUA_TTABLE || lua_getfield(L, -1, lua_tostring(L, 2)) == LUA_TNIL)
+            return luaL_error(L, "index: tensors have no settable field '%s'", lua_tostring(L, 2));
+        lua_pushvalue(L, 1);
+        lua_pushvalue(L, 3);
+        lua_call(L, 2, 0);
+        return 0;
+    }
     int64_t idx[MIMIC_MAX_DIMS];
     mimic_tensor *src = lmimic_totensor(L, 3);
     if (!src && lua_type(L, 3) != LUA_TNUMBER && lua_type(L, 3) != LUA_TBOOLEAN)

@@ -229,7 +229,7 @@ TEST(test_mimic_preloaded)
     CHECK(r.code == 0 && strcmp(r.out, "table\ttrue\ttrue\n") == 0);
     /* Pure-Lua parts of mimic are searched next to the executable. */
     run(&r, NULL, ARGS("-e", "print(package.path)"));
-    CHECK(r.code == 0 && strstr(r.out, "/share/mimic/lua/?.lua;"));
+    CHECK(r.code == 0 && strstr(r.out, "/share/lua/5.4/?.lua;"));
 }
 
 TEST(test_script_args)
