@@ -111,7 +111,7 @@ mimic_dtype lmimic_optdtype(lua_State *L, int arg, mimic_dtype def)
     return t;
 }
 
-mimic_tensor *lmimic_toscalar(lua_State *L, int idx, mimic_dtype dt, lmimic_scalar *sc)
+mimic_tensor *lmimic_toscalar(lua_State *L, int idx, mimic_dtype dt, lmimic_scalar *sc, bool retained)
 {
     int isint = 0;
     lua_Integer iv = 0;
@@ -132,11 +132,10 @@ mimic_tensor *lmimic_toscalar(lua_State *L, int idx, mimic_dtype dt, lmimic_scal
     }
     sc->storage = (mimic_storage){.data = &sc->v, .nbytes = sizeof sc->v, .refcount = 1, .owned = false};
     sc->t = (mimic_tensor){.storage = &sc->storage, .ndim = 0, .dtype = dt, .refcount = 1};
-    if ((dt != MIMIC_F32 && dt != MIMIC_F64) || !mimic_grad_enabled())
+    if (!retained)
         return &sc->t;
-    /* A float op with grad mode on may record a node that retains its inputs
-     * beyond the call, which a tensor on the C stack cannot outlive (backward
-     * would read a dead frame): use a heap copy, boxed so an error cannot leak it. */
+    /* A recorded node outlives this C frame (backward would read a dead stack
+     * slot): use a heap copy, boxed so an error cannot leak it. */
     mimic_tensor **box = lmimic_newtensor(L);
     *box = mimic_clone(&sc->t);
     lmimic_checkresult(L, box);

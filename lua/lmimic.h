@@ -54,18 +54,18 @@ mimic_tensor *lmimic_totensor(lua_State *L, int arg);
 /* A Lua number or boolean as a 0-dim tensor that lives on the C stack: passing
  * a plain number to an op costs no allocation and cannot leak on an error. Do
  * not copy the struct after lmimic_toscalar (its storage points into it).
- * Valid only for the duration of the core call it is passed to. For a float
- * dtype with grad mode on, a recorded op would retain it beyond the call, so
- * the scalar is a heap tensor instead, boxed on top of the Lua stack: one value
- * is pushed, so push your result after this call (or return it explicitly). */
+ * Valid only for the duration of the core call it is passed to (see
+ * `retained` below for ops that record autograd nodes). */
 typedef struct lmimic_scalar {
     mimic_storage storage;
     mimic_tensor t;
     union { float f; double d; int64_t i; uint8_t b; } v;
 } lmimic_scalar;
 /* Fills sc from the number/boolean at idx as dtype dt and returns &sc->t, or
- * returns NULL (touching nothing) if the value is neither. */
-mimic_tensor *lmimic_toscalar(lua_State *L, int idx, mimic_dtype dt, lmimic_scalar *sc);
+ * returns NULL (touching nothing) if the value is neither. With `retained`
+ * (the op may record an autograd node that keeps its inputs beyond the call)
+ * the scalar is a heap tensor boxed on the Lua stack instead (one value pushed). */
+mimic_tensor *lmimic_toscalar(lua_State *L, int idx, mimic_dtype dt, lmimic_scalar *sc, bool retained);
 /* The number/boolean at idx as a double (booleans are 1/0); argerror otherwise. */
 double lmimic_checkvalue(lua_State *L, int idx);
 

@@ -5,6 +5,7 @@
  * 0-based, Lua numbers become stack scalars, results are boxed. The maths,
  * broadcasting and shape checks are the core's. */
 #include "lmimic.h"
+#include "mimic/autograd.h"
 #include "mimic/ops.h"
 
 #include <math.h>
@@ -38,7 +39,8 @@ static const mimic_tensor *operand(lua_State *L, int idx, const mimic_tensor *ot
         if (v != floor(v) || (dt == MIMIC_BOOL && v != 0 && v != 1))
             dt = MIMIC_F64;
     }
-    return lmimic_toscalar(L, idx, dt, sc);
+    bool retained = other && mimic_requires_grad(other) && mimic_grad_enabled();
+    return lmimic_toscalar(L, idx, dt, sc, retained);
 }
 
 /* Two operands of which at least one is a tensor. */

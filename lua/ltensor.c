@@ -147,7 +147,7 @@ static int fill_value(lua_State *L, mimic_tensor *t, int vidx)
 {
     lmimic_scalar sc;
     if (t->dtype == MIMIC_I64 && lua_isinteger(L, vidx))
-        return mimic_copy(t, lmimic_toscalar(L, vidx, MIMIC_I64, &sc));
+        return mimic_copy(t, lmimic_toscalar(L, vidx, MIMIC_I64, &sc, false));
     return mimic_fill(t, lmimic_checkvalue(L, vidx));
 }
 
@@ -849,7 +849,7 @@ static int t_newindex(lua_State *L)
     if (k && k->dtype == MIMIC_BOOL) {
         /* t = where(mask, value, t): the value broadcasts against t. */
         lmimic_scalar sc;
-        const mimic_tensor *val = src ? src : lmimic_toscalar(L, 3, t->dtype, &sc);
+        const mimic_tensor *val = src ? src : lmimic_toscalar(L, 3, t->dtype, &sc, false);
         mimic_tensor **box = NEWT(L);
         RESULT(L, box, mimic_where(k, val, t));
         return mimic_copy(t, *box) == MIMIC_OK ? 0 : lmimic_error(L);
