@@ -137,12 +137,17 @@ $(B)/bench/%: tests/bench/%.c $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDLIBS_CORE)
 
+# PyTorch baselines come from Debian's python3-torch (installed here when root).
 bench: all $(BENCH_BIN)
+	@/usr/bin/python3 -c 'import torch' 2>/dev/null || { [ "$$(id -u)" = 0 ] && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch >/dev/null; } || \
+	  echo "mimic: python3-torch is missing (apt-get install python3-torch): PyTorch baselines will be skipped" >&2
 	@MIMIC_BUILD=$(B) sh tests/bench/run
 
-# Regenerate the NumPy fixtures (needs Debian's python3-numpy; tests do not).
+# Regenerate the reference fixtures (Debian's python3-numpy, python3-torch, ...;
+# the tests themselves need no Python).
 fixtures:
-	/usr/bin/python3 tests/fixtures/gen_numpy.py
+	for g in tests/fixtures/gen_*.py; do /usr/bin/python3 "$$g" || exit 1; done
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/mimic $(DESTDIR)$(PREFIX)/bin \
