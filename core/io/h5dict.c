@@ -465,6 +465,17 @@ static int check_free(hid_t g, const char *fn, const char *name, const char *bas
     return MIMIC_OK;
 }
 
+/* For a new tensor or scalar `name`: opens the group that is to hold it in *g
+ * (creating missing groups on the way; *base: name's last component) and
+ * checks that base is free there. On failure *g may still be open: the
+ * caller closes it (close_id). */
+static int open_new_entry(mimic_dict_writer *w, const char *fn, const char *name, hid_t *g, const char **base)
+{
+    if ((*g = open_parent(w, fn, name, false, base)) < 0)
+        return mimic_errcode() ? mimic_errcode() : MIMIC_EIO;
+    return check_free(*g, fn, name, *base);
+}
+
 static int writer_check(mimic_dict_writer *w, const char *fn, const char *name)
 {
     if (!w)
@@ -513,13 +524,9 @@ static int put_tensor(mimic_dict_writer *w, const char *name, const mimic_tensor
         }
     }
     const char *base;
-    hid_t g = open_parent(w, fn, name, false, &base), ftype = H5I_INVALID_HID, mtype = H5I_INVALID_HID;
+    hid_t g = H5I_INVALID_HID, ftype = H5I_INVALID_HID, mtype = H5I_INVALID_HID;
     hid_t space = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, ds = H5I_INVALID_HID;
-    if (g < 0) {
-        rc = mimic_errcode() ? mimic_errcode() : MIMIC_EIO;
-        goto done;
-    }
-    if ((rc = check_free(g, fn, name, base)) != MIMIC_OK)
+    if ((rc = open_new_entry(w, fn, name, &g, &base)) != MIMIC_OK)
         goto done;
     hsize_t dims[MIMIC_MAX_DIMS];
     for (int d = 0; d < t->ndim; d++)
@@ -573,11 +580,7 @@ static int put_attr(mimic_dict_writer *w, const char *fn, const char *name, hid_
         rc = fail_h5(MIMIC_EINTERNAL, "%s: cannot describe '%s' to HDF5", fn, name);
         goto done;
     }
-    if ((g = open_parent(w, fn, name, false, &base)) < 0) {
-        rc = mimic_errcode() ? mimic_errcode() : MIMIC_EIO;
-        goto done;
-    }
-    if ((rc = check_free(g, fn, name, base)) != MIMIC_OK)
+    if ((rc = open_new_entry(w, fn, name, &g, &base)) != MIMIC_OK)
         goto done;
     if ((space = H5Screate(H5S_SCALAR)) < 0 || (a = H5Acreate2(g, base, ftype, space, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
         rc = fail_h5(MIMIC_EIO, "%s: cannot create '%s' in '%s'", fn, name, w->tmp);

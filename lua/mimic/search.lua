@@ -19,24 +19,16 @@
 -- every trial; a search restarted with the same file skips the trials it
 -- holds.
 local mimic = require "mimic"
+local util = require "mimic.util"
 local nn, optim = mimic.nn, mimic.optim
 
 local FORMAT, VERSION = "mimic.search", 1
 
--- Errors point at the caller of mimic.search (see train.lua).
+-- Errors point at the caller of mimic.search (or of mimic.search.table), the
+-- user's line (util.raiser).
 local THIS = debug.getinfo(1, "S").source
-local function raise(fn, fmt, ...)
-  local msg = fn .. ": " .. (select("#", ...) > 0 and string.format(fmt, ...) or fmt)
-  local level = 2
-  while true do
-    local info = debug.getinfo(level, "S")
-    if not info or (info.source ~= THIS and info.what ~= "C") then break end
-    level = level + 1
-  end
-  error(msg, level)
-end
-
-local FN = "mimic.search"
+local raise = util.raiser(THIS, "mimic.search")
+local raise_table = util.raiser(THIS, "mimic.search.table")
 
 local OPTIONS = {
   data = true, val = true, val_fraction = true, space = true, strategy = true, trials = true, seed = true,
@@ -76,11 +68,7 @@ M.encoders = {
 }
 
 -- --- helpers ---------------------------------------------------------------------------------
-local function callable(v)
-  if type(v) == "function" then return true end
-  local mt = getmetatable(v)
-  return type(mt) == "table" and mt.__call ~= nil
-end
+local callable = util.callable
 
 local function is_list(t)
   if type(t) ~= "table" or mimic.is_tensor(t) then return false end
@@ -89,17 +77,14 @@ local function is_list(t)
   return n == #t
 end
 
-local function check_int(name, v, min)
-  if math.type(v) ~= "integer" or v < min then raise(FN, "%s must be an integer >= %d, got %s", name, min, tostring(v)) end
-  return v
-end
+local function check_int(name, v, min) return util.check_int(raise, name, v, min) end -- errors as mimic.search
 
 local function check_pair(name, p)
   if type(p) ~= "table" or not mimic.is_tensor(p.x) or not mimic.is_tensor(p.y) then
-    raise(FN, "%s must be a table {x = tensor, y = tensor}", name)
+    raise("%s must be a table {x = tensor, y = tensor}", name)
   end
   if p.x:dim() == 0 or p.y:dim() == 0 or p.x:size(1) ~= p.y:size(1) then
-    raise(FN, "%s.x and %s.y need the same first dim (samples)", name, name)
+    raise("%s.x and %s.y need the same first dim (samples)", name, name)
   end
 end
 
@@ -125,50 +110,46 @@ end
 
 local function check_space(space, custom_build)
   if type(space) ~= "table" or mimic.is_tensor(space) then
-    raise(FN, "space must be a table {depth = {...}, width = {...}, ...}, got %s", type(space))
+    raise("space must be a table {depth = {...}, width = {...}, ...}, got %s", type(space))
   end
-  if next(space) == nil then raise(FN, "space is empty: give at least one dimension, e.g. space = {depth = {1, 2}}") end
+  if next(space) == nil then raise("space is empty: give at least one dimension, e.g. space = {depth = {1, 2}}") end
   local known = {}
   for _, k in ipairs(DIMS) do known[k] = true end
   for k, v in pairs(space) do
-    if type(k) ~= "string" then raise(FN, "space keys must be names, got %s", tostring(k)) end
+    if type(k) ~= "string" then raise("space keys must be names, got %s", tostring(k)) end
     if not known[k] and not custom_build then
-      raise(FN, "unknown space dimension '%s' (dimensions: %s; others need build =)", k, table.concat(DIMS, ", "))
+      raise("unknown space dimension '%s' (dimensions: %s; others need build =)", k, table.concat(DIMS, ", "))
     end
-    if not is_list(v) or #v == 0 then raise(FN, "space.%s must be a non-empty list of values", k) end
+    if not is_list(v) or #v == 0 then raise("space.%s must be a non-empty list of values", k) end
     for i, x in ipairs(v) do
       local t = type(x)
       if t ~= "number" and t ~= "string" and t ~= "boolean" then
-        raise(FN, "space.%s[%d] is a %s (values are numbers, strings or booleans)", k, i, t)
+        raise("space.%s[%d] is a %s (values are numbers, strings or booleans)", k, i, t)
       end
     end
   end
   local function ints(k, min)
     for i, x in ipairs(space[k] or {}) do
-      if math.type(x) ~= "integer" or x < min then raise(FN, "space.%s[%d] must be an integer >= %d, got %s", k, i, min, tostring(x)) end
+      if math.type(x) ~= "integer" or x < min then raise("space.%s[%d] must be an integer >= %d, got %s", k, i, min, tostring(x)) end
     end
   end
   ints("depth", custom_build and 0 or 1)
   ints("width", 1)
   ints("batch", 1)
   for i, x in ipairs(space.lr or {}) do
-    if type(x) ~= "number" or not (x > 0) then raise(FN, "space.lr[%d] must be a number > 0, got %s", i, tostring(x)) end
+    if type(x) ~= "number" or not (x > 0) then raise("space.lr[%d] must be a number > 0, got %s", i, tostring(x)) end
   end
   for i, x in ipairs(space.encoding or {}) do
     if not M.encoders[x] then
-      local names = {}
-      for n in pairs(M.encoders) do names[#names + 1] = n end
-      table.sort(names)
-      raise(FN, "space.encoding[%d]: unknown encoding '%s' (encodings: %s)", i, tostring(x), table.concat(names, ", "))
+      raise("space.encoding[%d]: unknown encoding '%s' (encodings: %s)", i, tostring(x),
+        table.concat(util.sorted_keys(M.encoders), ", "))
     end
   end
   if not custom_build then
     for i, x in ipairs(space.activation or {}) do
       if not M.activations[x] then
-        local names = {}
-        for n in pairs(M.activations) do names[#names + 1] = n end
-        table.sort(names)
-        raise(FN, "space.activation[%d]: unknown activation '%s' (activations: %s)", i, tostring(x), table.concat(names, ", "))
+        raise("space.activation[%d]: unknown activation '%s' (activations: %s)", i, tostring(x),
+          table.concat(util.sorted_keys(M.activations), ", "))
       end
     end
   end
@@ -268,25 +249,12 @@ end
 
 -- --- options ----------------------------------------------------------------------------------
 local function configure(o)
-  if type(o) ~= "table" then raise(FN, "expects a table of options, got %s", type(o)) end
-  for k in pairs(o) do
-    if not OPTIONS[k] then
-      local names = {}
-      for n in pairs(OPTIONS) do names[#names + 1] = n end
-      table.sort(names)
-      raise(FN, "unknown option '%s' (options: %s)", tostring(k), table.concat(names, ", "))
-    end
-  end
+  util.check_options(raise, o, OPTIONS)
   local c = {}
-  if type(o.data) ~= "table" then raise(FN, "data must be a table {x = tensor, y = tensor}, got %s", type(o.data)) end
+  if type(o.data) ~= "table" then raise("data must be a table {x = tensor, y = tensor}, got %s", type(o.data)) end
   check_pair("data", o.data)
   local x, y = o.data.x, o.data.y
-  local val = o.val
-  if o.data.val ~= nil then
-    if val ~= nil then raise(FN, "give the validation data once: val or data.val") end
-    val = o.data.val
-  end
-  if val ~= nil and o.val_fraction ~= nil then raise(FN, "give either val or val_fraction, not both") end
+  local val = util.val_option(raise, o)
   local n = x:size(1)
   if val ~= nil then
     check_pair("val", val)
@@ -294,9 +262,9 @@ local function configure(o)
   else
     -- The last fraction, as mimic.train does: independent of any generator.
     local f = o.val_fraction == nil and 0.2 or o.val_fraction
-    if type(f) ~= "number" or not (f > 0 and f < 1) then raise(FN, "val_fraction must be in (0, 1), got %s", tostring(f)) end
+    if type(f) ~= "number" or not (f > 0 and f < 1) then raise("val_fraction must be in (0, 1), got %s", tostring(f)) end
     local nv = math.floor(n * f)
-    if nv < 1 or nv >= n then raise(FN, "val_fraction = %g of %d samples leaves %d for validation", f, n, nv) end
+    if nv < 1 or nv >= n then raise("val_fraction = %g of %d samples leaves %d for validation", f, n, nv) end
     c.vx, c.vy = x:narrow(1, n - nv + 1, nv), y:narrow(1, n - nv + 1, nv)
     x, y = x:narrow(1, 1, n - nv), y:narrow(1, 1, n - nv)
     n = n - nv
@@ -304,9 +272,9 @@ local function configure(o)
   c.x, c.y, c.n, c.nval = x, y, n, c.vx:size(1)
   c.nin, c.nout = x:size(-1), y:size(-1)
 
-  if o.build ~= nil and not callable(o.build) then raise(FN, "build must be a function(cfg, nin, nout) -> model") end
+  if o.build ~= nil and not callable(o.build) then raise("build must be a function(cfg, nin, nout) -> model") end
   c.build = o.build
-  if o.space == nil then raise(FN, "space is required, e.g. space = {depth = {1, 2}, width = {32, 64}}") end
+  if o.space == nil then raise("space is required, e.g. space = {depth = {1, 2}, width = {32, 64}}") end
   check_space(o.space, c.build ~= nil)
   c.space, c.order = o.space, dim_order(o.space)
   local total = 1
@@ -316,12 +284,12 @@ local function configure(o)
   c.strategy = o.strategy == nil and "grid" or o.strategy
   c.seed = o.seed == nil and 0 or check_int("seed", o.seed, 0)
   if c.strategy == "grid" then
-    if o.trials ~= nil then raise(FN, "trials is for strategy = \"random\"; a grid runs all %d configurations", total) end
+    if o.trials ~= nil then raise("trials is for strategy = \"random\"; a grid runs all %d configurations", total) end
     c.ntrials = total
     c.cfgs = {}
     for k = 1, total do c.cfgs[k] = grid_cfg(c.space, c.order, k) end
   elseif c.strategy == "random" then
-    if o.trials == nil then raise(FN, "strategy = \"random\" needs trials = <number of trials>") end
+    if o.trials == nil then raise("strategy = \"random\" needs trials = <number of trials>") end
     c.ntrials = check_int("trials", o.trials, 1)
     -- Distinct configurations drawn without replacement from the grid (all of
     -- them, in a random order, when trials >= the grid's size).
@@ -338,31 +306,31 @@ local function configure(o)
       end
     end
   else
-    raise(FN, "strategy must be \"grid\" or \"random\", got %s", tostring(o.strategy))
+    raise("strategy must be \"grid\" or \"random\", got %s", tostring(o.strategy))
   end
 
   c.epochs = check_int("epochs", o.epochs == nil and 50 or o.epochs, 1)
   local es = o.early_stopping
   if es == nil then es = { patience = 5 } end
   if es ~= false then
-    if type(es) ~= "table" then raise(FN, "early_stopping must be a table {patience=, min_delta=} or false") end
+    if type(es) ~= "table" then raise("early_stopping must be a table {patience=, min_delta=} or false") end
     for k in pairs(es) do
       if k ~= "patience" and k ~= "min_delta" then
-        raise(FN, "unknown early_stopping option '%s' (options: min_delta, patience)", tostring(k))
+        raise("unknown early_stopping option '%s' (options: min_delta, patience)", tostring(k))
       end
     end
     c.es = { patience = check_int("early_stopping.patience", es.patience == nil and 5 or es.patience, 1),
              min_delta = es.min_delta }
   end
-  if o.loss ~= nil and not callable(o.loss) then raise(FN, "loss must be callable (loss(pred, y) -> tensor)") end
+  if o.loss ~= nil and not callable(o.loss) then raise("loss must be callable (loss(pred, y) -> tensor)") end
   c.loss = o.loss or nn.MSELoss()
-  if o.state ~= nil and (type(o.state) ~= "string" or o.state == "") then raise(FN, "state must be a file name") end
+  if o.state ~= nil and (type(o.state) ~= "string" or o.state == "") then raise("state must be a file name") end
   c.state = o.state
-  if o.verbose ~= nil and type(o.verbose) ~= "boolean" then raise(FN, "verbose must be a boolean") end
+  if o.verbose ~= nil and type(o.verbose) ~= "boolean" then raise("verbose must be a boolean") end
   c.verbose = o.verbose == true
-  if o.on_trial ~= nil and not callable(o.on_trial) then raise(FN, "on_trial must be a function(trial, i, n)") end
+  if o.on_trial ~= nil and not callable(o.on_trial) then raise("on_trial must be a function(trial, i, n)") end
   c.on_trial = o.on_trial
-  if o.output ~= nil and io.type(o.output) ~= "file" then raise(FN, "output must be an open file") end
+  if o.output ~= nil and io.type(o.output) ~= "file" then raise("output must be an open file") end
   c.out = o.output or io.stdout
   c.dtype = x:dtype() == "float64" and "float64" or "float32"
   c.signature = signature(c)
@@ -378,7 +346,7 @@ local function make_model(c, cfg, i)
     local copy = {}
     for k, v in pairs(cfg) do copy[k] = v end
     model = c.build(copy, c.nin, c.nout)
-    if not callable(model) then raise(FN, "build returned a %s, not a model", type(model)) end
+    if not callable(model) then raise("build returned a %s, not a model", type(model)) end
   else
     model = default_build(cfg, c.nin, c.nout, { generator = mimic.Generator(init_seed), dtype = c.dtype })
   end
@@ -391,7 +359,7 @@ local function run_trial(c, i)
   local est = enc.fit(c.x)
   local x, vx = enc.apply(est, c.x), enc.apply(est, c.vx)
   local model = make_model(c, cfg, i)
-  if type(model.parameters) ~= "function" then raise(FN, "the model of trial %d has no parameters() method", i) end
+  if type(model.parameters) ~= "function" then raise("the model of trial %d has no parameters() method", i) end
   local _, shuffle_seed = trial_seeds(c.seed, i)
   local t0 = mimic.clock()
   local h = mimic.train {
@@ -422,12 +390,6 @@ local function better(a, b) -- a strictly better than b (ties: the earlier trial
   return b == nil or a.val < b.val or (a.val == b.val and a.index < b.index)
 end
 
-local function file_exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
 local function save_state(c, trials, best)
   mimic.save(c.state, {
     format = FORMAT, version = VERSION, signature = c.signature, trials = trials,
@@ -438,13 +400,12 @@ end
 -- --- the markdown table ----------------------------------------------------------------------
 -- M.table(result [, {timing = true}]): one row per trial, best first.
 function M.table(result, opts)
-  local fn = "mimic.search.table"
   if type(result) ~= "table" or type(result.trials) ~= "table" then
-    raise(fn, "expects the result of mimic.search (a table with trials), got %s", type(result))
+    raise_table("expects the result of mimic.search (a table with trials), got %s", type(result))
   end
   opts = opts or {}
-  if type(opts) ~= "table" then raise(fn, "options must be a table {timing = true}") end
-  for k in pairs(opts) do if k ~= "timing" then raise(fn, "unknown option '%s' (options: timing)", tostring(k)) end end
+  if type(opts) ~= "table" then raise_table("options must be a table {timing = true}") end
+  for k in pairs(opts) do if k ~= "timing" then raise_table("unknown option '%s' (options: timing)", tostring(k)) end end
   local timing = opts.timing ~= false
   local rows = {}
   for _, t in ipairs(result.trials) do rows[#rows + 1] = t end
@@ -482,13 +443,13 @@ local function search(o)
     if c.verbose then c.out:write(string.format(fmt, ...), "\n"); c.out:flush() end
   end
 
-  if c.state and file_exists(c.state) then
+  if c.state and util.file_exists(c.state) then
     local ok, s = pcall(mimic.load, c.state)
-    if not ok then raise(FN, "cannot resume from '%s': %s", c.state, tostring(s)) end
-    if type(s) ~= "table" or s.format ~= FORMAT then raise(FN, "'%s' is not a mimic.search results file", c.state) end
-    if s.version ~= VERSION then raise(FN, "'%s' has version %s; this mimic reads version %d", c.state, tostring(s.version), VERSION) end
+    if not ok then raise("cannot resume from '%s': %s", c.state, tostring(s)) end
+    if type(s) ~= "table" or s.format ~= FORMAT then raise("'%s' is not a mimic.search results file", c.state) end
+    if s.version ~= VERSION then raise("'%s' has version %s; this mimic reads version %d", c.state, tostring(s.version), VERSION) end
     if s.signature ~= c.signature then
-      raise(FN, "'%s' holds a different search (%s); this one is (%s): use another state file or remove it",
+      raise("'%s' holds a different search (%s); this one is (%s): use another state file or remove it",
         c.state, tostring(s.signature), c.signature)
     end
     for _, t in ipairs(s.trials or {}) do trials[#trials + 1] = t end

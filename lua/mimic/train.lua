@@ -29,22 +29,13 @@
 -- generator's and the default generator's states, the sampler position), so
 -- a resumed run ends with the same bits as one never interrupted.
 local mimic = require "mimic"
+local util = require "mimic.util"
 
 local FORMAT, VERSION = "mimic.train", 1
 
 -- Errors point at the caller of mimic.train (the user's line), however deep
 -- inside this file they are raised: error(msg, 2) from the API function.
-local THIS = debug.getinfo(1, "S").source
-local function raise(fmt, ...)
-  local msg = "mimic.train: " .. (select("#", ...) > 0 and string.format(fmt, ...) or fmt)
-  local level = 2
-  while true do
-    local info = debug.getinfo(level, "S")
-    if not info or (info.source ~= THIS and info.what ~= "C") then break end
-    level = level + 1
-  end
-  error(msg, level)
-end
+local raise = util.raiser(debug.getinfo(1, "S").source, "mimic.train")
 
 local OPTIONS = {
   model = true, loss = true, optimizer = true, data = true, val = true, val_fraction = true, epochs = true,
@@ -53,11 +44,7 @@ local OPTIONS = {
   on_epoch = true, verbose = true, output = true,
 }
 
-local function callable(v)
-  if type(v) == "function" then return true end
-  local mt = getmetatable(v)
-  return type(mt) == "table" and mt.__call ~= nil
-end
+local callable = util.callable
 
 local function has_method(obj, name) return type(obj) == "table" and type(obj[name]) == "function" end
 
@@ -65,10 +52,7 @@ local function is_generator(g)
   return type(g) == "userdata" and tostring(g):match("^mimic%.Generator") ~= nil
 end
 
-local function check_int(name, v, min)
-  if math.type(v) ~= "integer" or v < min then raise("%s must be an integer >= %d, got %s", name, min, tostring(v)) end
-  return v
-end
+local function check_int(name, v, min) return util.check_int(raise, name, v, min) end -- errors as mimic.train
 
 local function check_pair(name, p)
   if type(p) ~= "table" or mimic.is_tensor(p) then raise("%s must be a table {x = tensor, y = tensor}", name) end
@@ -176,23 +160,9 @@ function Progress:finish()
 end
 
 -- --- the loop -------------------------------------------------------------------
-local function file_exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
 -- Validates the options and derives the run's fixed configuration.
 local function configure(o)
-  if type(o) ~= "table" then raise("expects a table of options, got %s", type(o)) end
-  for k in pairs(o) do
-    if not OPTIONS[k] then
-      local names = {}
-      for n in pairs(OPTIONS) do names[#names + 1] = n end
-      table.sort(names)
-      raise("unknown option '%s' (options: %s)", tostring(k), table.concat(names, ", "))
-    end
-  end
+  util.check_options(raise, o, OPTIONS)
   local c = {}
   if not callable(o.model) then raise("model must be callable (model(x) -> prediction), got %s", type(o.model)) end
   if not callable(o.loss) then raise("loss must be callable (loss(pred, y) -> tensor), got %s", type(o.loss)) end
@@ -206,12 +176,7 @@ local function configure(o)
   if type(o.data) ~= "table" then raise("data must be a table {x = tensor, y = tensor}, got %s", type(o.data)) end
   local n = check_pair("data", o.data)
   c.x, c.y = o.data.x, o.data.y
-  local val = o.val
-  if o.data.val ~= nil then
-    if val ~= nil then raise("give the validation data once: val or data.val") end
-    val = o.data.val
-  end
-  if val ~= nil and o.val_fraction ~= nil then raise("give either val or val_fraction, not both") end
+  local val = util.val_option(raise, o)
   if val ~= nil then
     check_pair("val", val)
     c.vx, c.vy = val.x, val.y
@@ -382,7 +347,7 @@ local function train(o)
   local st = { history = {}, done = 0, best = math.huge, bad = 0, epochs = c.epochs, run_seconds = 0,
                done_epochs = 0 }
   local finished -- why a resumed run had ended for good, or nil
-  if c.resume and file_exists(c.ckpt) then
+  if c.resume and util.file_exists(c.ckpt) then
     local ok, ck = pcall(mimic.load, c.ckpt)
     if not ok then raise("cannot resume: %s", tostring(ck)) end
     st.done, finished = restore(c, st, ck)

@@ -7,6 +7,7 @@
 #include "mimic/rng.h"
 
 #include "testutil.h"
+#include "gradcheck.h"
 
 static mimic_rng rng;
 
@@ -53,25 +54,6 @@ typedef struct gcase {
 #include "gradcases_shape.h"
 static const gcase *const case_lists[] = {cases_elementwise, cases_reduce_linalg, cases_shape};
 
-/* sum(op(in) * w): a scalar whose gradient exercises a general upstream gradient. */
-static double weighted(const gcase *c, mimic_tensor *const *in, const mimic_tensor *w)
-{
-    bool prev = mimic_set_grad_enabled(false);
-    mimic_tensor *y = c->call(in);
-    double s = 0;
-    for (int64_t i = 0; i < mimic_numel(y); i++) {
-        int64_t idx[MIMIC_MAX_DIMS], r = i;
-        for (int d = y->ndim - 1; d >= 0; d--) {
-            idx[d] = r % y->shape[d];
-            r /= y->shape[d];
-        }
-        s += mimic_get(y, idx) * mimic_get(w, idx);
-    }
-    mimic_tensor_free(y);
-    mimic_set_grad_enabled(prev);
-    return s;
-}
-
 /* Worst |analytic - numeric| / (1 + |numeric|) over every input element. */
 static double gradcheck(const gcase *c)
 {
@@ -80,47 +62,7 @@ static double gradcheck(const gcase *c)
     int nin = 0;
     while (nin < 3 && in[nin])
         nin++;
-    for (int k = 0; k < nin; k++)
-        mimic_set_requires_grad(in[k], true);
-    mimic_tensor *y = c->call(in);
-    if (!y) {
-        fprintf(stderr, "%s: forward failed: %s\n", c->name, mimic_errmsg());
-        return INFINITY;
-    }
-    mimic_tensor *w = mimic_empty(y->ndim, y->shape, MIMIC_F64);
-    mimic_rng_uniform(&rng, w, -1, 1);
-    double worst = 0;
-    if (mimic_backward(y, w, false)) {
-        fprintf(stderr, "%s: backward failed: %s\n", c->name, mimic_errmsg());
-        worst = INFINITY;
-    }
-    const double h = 1e-6;
-    for (int k = 0; k < nin && worst < INFINITY; k++) {
-        mimic_tensor *g = mimic_grad(in[k]);
-        int64_t n = mimic_numel(in[k]);
-        for (int64_t i = 0; i < n; i++) {
-            int64_t idx[MIMIC_MAX_DIMS], r = i;
-            for (int d = in[k]->ndim - 1; d >= 0; d--) {
-                idx[d] = r % in[k]->shape[d];
-                r /= in[k]->shape[d];
-            }
-            double x0 = mimic_get(in[k], idx);
-            mimic_set(in[k], idx, x0 + h);
-            double fp = weighted(c, in, w);
-            mimic_set(in[k], idx, x0 - h);
-            double fm = weighted(c, in, w);
-            mimic_set(in[k], idx, x0);
-            double num = (fp - fm) / (2 * h), ana = g ? mimic_get(g, idx) : 0;
-            double err = fabs(ana - num) / (1 + fabs(num));
-            if (!(err <= worst))
-                worst = err != err ? INFINITY : err;
-        }
-    }
-    mimic_tensor_free(w);
-    mimic_tensor_free(y);
-    for (int k = 0; k < nin; k++)
-        mimic_tensor_free(in[k]);
-    return worst;
+    return fd_worst_error(&rng, c->name, c->call, in, nin);
 }
 
 TEST(test_every_op_gradient_matches_finite_differences)

@@ -8,72 +8,13 @@
 #include "mimic/rng.h"
 
 #include "testutil.h"
+#include "gradcheck.h"
 
 static mimic_rng rng;
 
-typedef mimic_tensor *(*fn_t)(mimic_tensor *const *in);
-
-/* sum(f(in) * w) with grad mode off. */
-static double weighted(fn_t f, mimic_tensor *const *in, const mimic_tensor *w)
-{
-    bool prev = mimic_set_grad_enabled(false);
-    mimic_tensor *y = f(in), *p = mimic_binary(MIMIC_MUL, y, w);
-    mimic_tensor *s = mimic_reduce(MIMIC_SUM, p, MIMIC_ALL_DIMS, false, 0);
-    double v = mimic_get(s, NULL);
-    mimic_tensor_free(s);
-    mimic_tensor_free(p);
-    mimic_tensor_free(y);
-    mimic_set_grad_enabled(prev);
-    return v;
-}
-
 /* Worst |analytic - numeric| / (1 + |numeric|) of f's gradient over the nin
  * float64 inputs (which it marks and consumes). */
-static double fd_worst(fn_t f, mimic_tensor **in, int nin)
-{
-    for (int k = 0; k < nin; k++)
-        mimic_set_requires_grad(in[k], true);
-    mimic_tensor *y = f(in);
-    double worst = INFINITY;
-    if (!y) {
-        fprintf(stderr, "forward failed: %s\n", mimic_errmsg());
-        goto done;
-    }
-    mimic_tensor *w = mimic_empty(y->ndim, y->shape, MIMIC_F64);
-    mimic_rng_uniform(&rng, w, -1, 1);
-    if (mimic_backward(y, w, false)) {
-        fprintf(stderr, "backward failed: %s\n", mimic_errmsg());
-        mimic_tensor_free(w);
-        goto done;
-    }
-    worst = 0;
-    const double h = 1e-6;
-    for (int k = 0; k < nin; k++) {
-        mimic_tensor *g = mimic_grad(in[k]);
-        for (int64_t i = 0; i < mimic_numel(in[k]); i++) {
-            int64_t idx[MIMIC_MAX_DIMS], r = i;
-            for (int d = in[k]->ndim - 1; d >= 0; d--) {
-                idx[d] = r % in[k]->shape[d];
-                r /= in[k]->shape[d];
-            }
-            double x0 = mimic_get(in[k], idx);
-            mimic_set(in[k], idx, x0 + h);
-            double fp = weighted(f, in, w);
-            mimic_set(in[k], idx, x0 - h);
-            double fm = weighted(f, in, w);
-            mimic_set(in[k], idx, x0);
-            double num = (fp - fm) / (2 * h), err = fabs((g ? mimic_get(g, idx) : 0) - num) / (1 + fabs(num));
-            if (!(err <= worst))
-                worst = err != err ? INFINITY : err;
-        }
-    }
-    mimic_tensor_free(w);
-done:
-    mimic_tensor_free(y);
-    for (int k = 0; k < nin; k++)
-        mimic_tensor_free(in[k]);
-    return worst;
-}
+static double fd_worst(fd_fn f, mimic_tensor **in, int nin) { return fd_worst_error(&rng, NULL, f, in, nin); }
 
 static mimic_tensor *T(mimic_tensor *t) /* last two dims swapped; t consumed */
 {
@@ -162,7 +103,7 @@ TEST(test_matmul_second_derivatives)
 /* Hessian-vector products: with create_graph the gradient g(x) of
  * sum(f(x) * w) is itself recorded, so backward of sum(g * v) gives H v;
  * compared with central differences of sum(g(x) * v), g computed plainly. */
-static double gdot(fn_t f, mimic_tensor *x, const mimic_tensor *w, const mimic_tensor *v)
+static double gdot(fd_fn f, mimic_tensor *x, const mimic_tensor *w, const mimic_tensor *v)
 {
     mimic_zero_grad(x);
     mimic_tensor *y = f(&x), *p = mimic_binary(MIMIC_MUL, y, w);
@@ -183,7 +124,7 @@ static double gdot(fn_t f, mimic_tensor *x, const mimic_tensor *w, const mimic_t
     return r;
 }
 
-static double hvp_worst(fn_t f, mimic_tensor *x)
+static double hvp_worst(fd_fn f, mimic_tensor *x)
 {
     mimic_set_requires_grad(x, true);
     mimic_tensor *y = f(&x);
@@ -212,11 +153,8 @@ static double hvp_worst(fn_t f, mimic_tensor *x)
     worst = 0;
     const double h = 1e-5;
     for (int64_t i = 0; i < mimic_numel(x); i++) {
-        int64_t idx[MIMIC_MAX_DIMS], r = i;
-        for (int d = x->ndim - 1; d >= 0; d--) {
-            idx[d] = r % x->shape[d];
-            r /= x->shape[d];
-        }
+        int64_t idx[MIMIC_MAX_DIMS];
+        fd_unravel(x, i, idx);
         double x0 = mimic_get(x, idx);
         mimic_set(x, idx, x0 + h);
         double fp = gdot(f, x, w, v);
@@ -271,7 +209,7 @@ static mimic_tensor *h_dot(mimic_tensor *const *in)
 
 TEST(test_second_derivatives_of_every_formula)
 {
-    static const struct { const char *name; fn_t f; } fs[] = {
+    static const struct { const char *name; fd_fn f; } fs[] = {
         {"sum", h_sum}, {"mean", h_mean}, {"prod", h_prod}, {"var", h_var}, {"std", h_std}, {"norm 2", h_norm2},
         {"norm 3", h_norm3}, {"max", h_max}, {"cumsum", h_cumsum}, {"matmul", h_matmul}, {"dot", h_dot},
     };

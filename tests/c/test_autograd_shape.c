@@ -11,6 +11,7 @@
 #include "mimic/rng.h"
 
 #include "testutil.h"
+#include "gradcheck.h"
 
 static mimic_rng rng;
 
@@ -18,10 +19,7 @@ static mimic_rng rng;
 static double el(const mimic_tensor *t, int64_t i)
 {
     int64_t idx[MIMIC_MAX_DIMS];
-    for (int d = t->ndim - 1; d >= 0; d--) {
-        idx[d] = i % t->shape[d];
-        i /= t->shape[d];
-    }
+    fd_unravel(t, i, idx);
     return mimic_get(t, idx);
 }
 

@@ -20,13 +20,7 @@ local function near(t, expected, tol)
   lu.assertEquals(#got, #expected)
   for i = 1, #expected do lu.assertAlmostEquals(got[i], expected[i], tol or 1e-6) end
 end
-local function raises(plain, f, ...)
-  local ok, msg = pcall(f, ...)
-  lu.assertFalse(ok, "expected an error")
-  msg = tostring(msg)
-  if not msg:find(plain, 1, true) then lu.fail(string.format("error message %q does not contain %q", msg, plain)) end
-  return msg
-end
+local raises = require("helpers").raises
 -- Every element of a within rtol/atol of the tensor b.
 local function close(a, b, rtol, atol, what)
   lu.assertEquals(shape(a), shape(b), (what or "") .. ": shape")

@@ -8,14 +8,7 @@ local optim = mimic.optim
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 local fx = dofile(here .. "/../fixtures/torch_optim.lua")
 
--- The message of the error f raises, which must contain `plain`.
-local function raises(plain, f, ...)
-  local ok, msg = pcall(f, ...)
-  lu.assertFalse(ok, "expected an error containing: " .. plain)
-  msg = tostring(msg)
-  if not msg:find(plain, 1, true) then lu.fail(string.format("error message %q does not contain %q", msg, plain)) end
-  return msg
-end
+local raises = require("helpers").raises
 
 -- Asserts tensor t holds the values of list `want` (row-major) within
 -- rtol * |want| + atol.
