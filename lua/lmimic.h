@@ -110,5 +110,11 @@ void lmimic_open_autograd(lua_State *L, int mod, int methods);
 void lmimic_open_optim(lua_State *L, int mod, int methods);
 /* mimic.save / mimic.load (tensor-dictionary files) and mimic.isatty (lua/lio.c). */
 void lmimic_open_io(lua_State *L, int mod, int methods);
+/* mimic._validate: the C metrics behind mimic.validate (lua/lvalidate.c). */
+void lmimic_open_validate(lua_State *L, int mod, int methods);
+/* mimic.h5open / mimic.h5create: HDF5/netCDF-4 data files (lua/ldata.c), for mimic.data. */
+void lmimic_open_data(lua_State *L, int mod, int methods);
+/* mimic.compile_layers and the Plan type: compiled inference (lua/lplan.c). */
+void lmimic_open_plan(lua_State *L, int mod, int methods);
 
 #endif

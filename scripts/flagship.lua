@@ -14,42 +14,15 @@ local mimic = require "mimic"
 local epochs = tonumber(arg and arg[1]) or 60
 local ntrain = tonumber(arg and arg[2]) or 16384
 local seed = tonumber(arg and arg[3]) or 1
-local nval, ntest, batch, G = 4096, 8192, 256, 16
+local nval, ntest, batch = 4096, 8192, 256
 local g = mimic.Generator(seed)
 
--- The kernel ------------------------------------------------------------------
--- Per spectral point k: strength S, broadening half-pressure pb, temperature
--- exponent n and lower-state energy E (as c2*E'' in K). Fixed, deterministic.
-local S, PB, NT, E = {}, {}, {}, {}
-for k = 1, G do
-  local f = (k - 1) / (G - 1)
-  S[k] = 10 ^ (-4 + 5 * f)            -- m^2 kg^-1 at 296 K and high pressure
-  PB[k] = 10 ^ (1 + 3.5 * (1 - f))    -- Pa: weak points saturate at low pressure
-  NT[k] = 0.5 + 0.4 * math.sin(3 * k)
-  E[k] = 300 + 1500 * ((k * 7) % G) / G
-end
-
--- x: [n,3] columns ln p (Pa), T (K), ln q (kg/kg). Returns ln tau: [n,16].
-local function kernel(x)
-  local lnp, T, lnq = x:select(2, 1), x:select(2, 2), x:select(2, 3)
-  local p = lnp:exp()
-  local dp = p * 0.08                        -- layer thickness, Pa
-  local path = (lnq:exp() * dp / 9.81):log() -- ln(water-vapour path), kg m^-2
-  local cols = {}
-  for k = 1, G do
-    local lnk = math.log(S[k]) - NT[k] * (T / 296):log() - (1 / T - 1 / 296) * E[k]
-        + (p / (p + PB[k])):log()
-    cols[k] = lnk + path
-  end
-  return mimic.stack(cols, 2)
-end
-
-local function sample(n)
-  local lnp = g:uniform({n}, math.log(1e2), math.log(1.05e5))
-  local T = g:uniform({n}, 180, 310)
-  local lnq = g:uniform({n}, math.log(1e-6), math.log(2e-2))
-  return mimic.stack({lnp, T, lnq}, 2)
-end
+-- The kernel and its input sampler (shared with scripts/validate_flagship.lua).
+local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+local toy = dofile(here .. "/lib/gasoptics_toy.lua")
+local G = toy.G
+local kernel = toy.kernel
+local function sample(n) return toy.sample(g, n) end
 
 local function stopwatch() local t0 = mimic.clock(); return function() return mimic.clock() - t0 end end
 

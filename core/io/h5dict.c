@@ -10,7 +10,7 @@
  * mimic object that opened it. */
 #include "mimic/io.h"
 
-#include <hdf5.h>
+#include "h5util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,88 +24,6 @@
 #define MAX_DEPTH 64      /* group nesting; deeper means a hard-link cycle */
 #define BOOL_FALSE "FALSE" /* h5py's names for the members of a NumPy bool enum */
 #define BOOL_TRUE "TRUE"
-
-/* --- HDF5 error handling -------------------------------------------------------------- */
-typedef struct quiet {
-    H5E_auto2_t func;
-    void *data;
-} quiet;
-
-static void quiet_begin(quiet *q)
-{
-    if (H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data) < 0) {
-        q->func = NULL;
-        q->data = NULL;
-    }
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-
-static void quiet_end(const quiet *q)
-{
-    H5Eclear2(H5E_DEFAULT);
-    H5Eset_auto2(H5E_DEFAULT, q->func, q->data);
-}
-
-typedef struct h5err {
-    char inner[320]; /* the innermost (most specific) description */
-    bool truncated;
-} h5err;
-
-static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *ud)
-{
-    h5err *c = ud;
-    if (e->desc) {
-        if (n == 0)
-            snprintf(c->inner, sizeof c->inner, "%s", e->desc);
-        if (strstr(e->desc, "truncated"))
-            c->truncated = true;
-    }
-    return 0;
-}
-
-/* Reads and clears the HDF5 error stack. */
-static void h5_collect(h5err *c)
-{
-    memset(c, 0, sizeof *c);
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_cb, c);
-    H5Eclear2(H5E_DEFAULT);
-}
-
-/* Records an error: the formatted message, then HDF5's innermost message if
- * the HDF5 error stack holds one. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static int fail_h5(int code, const char *fmt, ...)
-{
-    char msg[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    h5err e;
-    h5_collect(&e);
-    if (e.inner[0])
-        return mimic_error(code, "%s (HDF5: %s)", msg, e.inner);
-    return mimic_error(code, "%s", msg);
-}
-
-static void close_id(hid_t *id)
-{
-    if (*id < 0)
-        return;
-    switch (H5Iget_type(*id)) {
-    case H5I_FILE: H5Fclose(*id); break;
-    case H5I_GROUP: H5Gclose(*id); break;
-    case H5I_DATASET: H5Dclose(*id); break;
-    case H5I_DATATYPE: H5Tclose(*id); break;
-    case H5I_DATASPACE: H5Sclose(*id); break;
-    case H5I_ATTR: H5Aclose(*id); break;
-    case H5I_GENPROP_LST: H5Pclose(*id); break;
-    default: break;
-    }
-    *id = H5I_INVALID_HID;
-}
 
 /* --- small helpers --------------------------------------------------------------------- */
 static char *dup_mem(const char *s, size_t n)

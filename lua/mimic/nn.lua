@@ -384,6 +384,9 @@ function Module:check_builtin(purpose)
   return self
 end
 
+-- Compiles the (built-in) module tree into the C inference plan; see lua/mimic/plan.lua.
+function Module:compile(opts) return require("mimic.plan").compile(self, opts) end
+
 function Module:train(mode)
   if mode == nil then mode = true end
   for _, m in ipairs(self:modules()) do rawset(m, "training", mode and true or false) end
@@ -970,6 +973,11 @@ function Sequential:get(i) return self._modules[key_of(i)] end
 function Sequential:size() return #rawget(self, "_module_names") end
 Sequential.__len = Sequential.size
 function Sequential:forward(x)
+  -- compiled (model:compile), evaluate mode, no grad: the C plan (lua/mimic/plan.lua)
+  if rawget(self, "_compiled") then
+    local y = require("mimic.plan").try_forward(self, x)
+    if y then return y end
+  end
   for _, m in ipairs(self:children()) do x = m(x) end
   return x
 end

@@ -1,0 +1,118 @@
+/* mimic — inference: a model (an ordered list of layer records) and its
+ * compiled execution plan. This is what a host calls inside its time loop.
+ *
+ * Model: built once from weights, then compiled. Every record is a type name,
+ * a few numeric attributes and weight arrays (mimic_model_layer), so a model
+ * file is a direct dump of the records. All layers work on rows of features:
+ * an input is a row-major [n, nin] array, the output a row-major [n, nout].
+ * One element type per model, float32 or float64; weights are passed in it.
+ *
+ * Layer records ("type": attributes; weights):
+ *   "dense"       : -; weight [out, in] row-major (PyTorch's nn.Linear layout),
+ *                   bias [out] (optional: NULL means zero)
+ *   "relu", "tanh", "sigmoid", "identity", "gelu" (tanh approximation)
+ *   "leaky_relu"  : slope
+ *   "elu"         : alpha
+ *   "softplus"    : beta, threshold (x itself where beta x > threshold)
+ *   "layernorm"   : eps; weight [w], bias [w] (optional: NULL, NULL = no affine)
+ *   "batchnorm1d" : -; scale [w], shift [w]: evaluation form y = x scale + shift,
+ *                   folded from running stats by mimic_model_add_batchnorm
+ *   "residual_begin" / "residual_end": y = x + f(x) where f is the records in
+ *                   between (nestable); f must map width w to w.
+ *
+ * Plan: mimic_plan_new copies the weights (the model may be freed after) and
+ * allocates every buffer once. mimic_plan_run then allocates nothing. It
+ * processes the batch in chunks of at most `chunk` rows, spread over the
+ * threads (mimic_set_num_threads) when there are several chunks; each chunk
+ * runs the layer list with one sgemm/dgemm per dense layer, bias and
+ * activation fused into one pass over its output. Workspace (bytes):
+ *     slots * (2 + depth) * chunk * W * sizeof(element)
+ * where slots = the thread count when the plan was made, depth = the deepest
+ * residual nesting, W = the widest feature width of the model (input
+ * included); plus the weights (same count as the model's, transposed to
+ * [in, out] for the dense layers). mimic_plan_workspace_bytes reports it.
+ *
+ * Deterministic mode: a row's output is bit-identical whatever the batch
+ * size, chunking and thread count. BLAS gemm results can depend on the
+ * matrix sizes (kernel blocking), so in this mode dense layers use mimic's
+ * own kernel: each output is a dot product summed in input order (slower).
+ *
+ * Errors: NULL / negative status with mimic_errmsg(), as everywhere. A NaN or
+ * Inf in the input is not an error: it propagates to the outputs it reaches.
+ * A plan may be run from one thread at a time (its buffers are shared);
+ * make one plan per host thread to run them concurrently.
+ */
+#ifndef MIMIC_MODEL_H
+#define MIMIC_MODEL_H
+
+#include "tensor.h"
+
+#include <stdbool.h>
+
+typedef struct mimic_model mimic_model;
+typedef struct mimic_plan mimic_plan;
+
+typedef enum mimic_activation {
+    MIMIC_ACT_IDENTITY, MIMIC_ACT_RELU, MIMIC_ACT_LEAKY_RELU, MIMIC_ACT_ELU, MIMIC_ACT_GELU,
+    MIMIC_ACT_TANH, MIMIC_ACT_SIGMOID, MIMIC_ACT_SOFTPLUS, MIMIC_ACT_COUNT
+} mimic_activation;
+/* "identity", "relu", ...: the record type names above; parse returns -1 if unknown. */
+const char *mimic_activation_name(mimic_activation a);
+int mimic_activation_parse(const char *name);
+
+/* --- building a model (the caller owns it; free with mimic_model_free) --------- */
+mimic_model *mimic_model_new(mimic_dtype dtype, int64_t nin);
+void mimic_model_free(mimic_model *m); /* NULL is fine */
+/* Weights are copied; pointers are to elements of the model's dtype. */
+int mimic_model_add_dense(mimic_model *m, int64_t nout, const void *weight, const void *bias);
+/* p0, p1: slope (leaky_relu), alpha (elu), beta and threshold (softplus); else ignored. */
+int mimic_model_add_activation(mimic_model *m, mimic_activation act, double p0, double p1);
+int mimic_model_add_layernorm(mimic_model *m, double eps, const void *weight, const void *bias);
+/* Evaluation form from running stats: scale = weight / sqrt(var + eps), shift =
+ * bias - mean * scale (weight, bias NULL: 1, 0). Folded in double precision. */
+int mimic_model_add_batchnorm(mimic_model *m, double eps, const void *mean, const void *var,
+                              const void *weight, const void *bias);
+/* A record as stored (scale, shift), e.g. when read back from a file. */
+int mimic_model_add_affine(mimic_model *m, const void *scale, const void *shift);
+int mimic_model_begin_residual(mimic_model *m);
+int mimic_model_end_residual(mimic_model *m); /* MIMIC_ESHAPE if f changed the width */
+
+int64_t mimic_model_nin(const mimic_model *m);
+int64_t mimic_model_nout(const mimic_model *m); /* width after the last record */
+mimic_dtype mimic_model_dtype(const mimic_model *m);
+int mimic_model_num_layers(const mimic_model *m);
+
+/* Record i, for writers of model files. Pointers are borrowed from the model. */
+typedef struct mimic_layer_info {
+    const char *type;     /* the record type names above */
+    int64_t in, out;      /* feature widths before and after */
+    double attr[2];       /* as in the list above; 0 where unused */
+    int nweights;         /* 0..2 */
+    const char *weight_name[2]; /* "weight"/"bias" or "scale"/"shift"; NULL entries absent */
+    const void *weight[2];
+    int64_t weight_rows[2], weight_cols[2]; /* [rows, cols]; a vector is [1, w] */
+} mimic_layer_info;
+int mimic_model_layer(const mimic_model *m, int i, mimic_layer_info *info);
+
+/* --- the execution plan (the caller owns it; free with mimic_plan_free) -------- */
+/* chunk: the most rows processed at once per thread; 0 picks a cache-sized one.
+ * Fails (MIMIC_ESTATE) if a residual block is still open. */
+mimic_plan *mimic_plan_new(const mimic_model *m, int64_t chunk);
+void mimic_plan_free(mimic_plan *p); /* NULL is fine */
+int mimic_plan_set_deterministic(mimic_plan *p, bool on);
+/* in: row-major [n, nin], out: row-major [n, nout], both of the plan's dtype,
+ * not overlapping. n == 0 does nothing. Allocates nothing. */
+int mimic_plan_run(mimic_plan *p, const void *in, int64_t n, void *out);
+/* Tensor form: x is [n, nin] (or [nin], one row) of the plan's dtype, any
+ * strides; returns a new [n, nout] tensor (allocates the result). */
+mimic_tensor *mimic_plan_forward(mimic_plan *p, const mimic_tensor *x);
+
+int64_t mimic_plan_nin(const mimic_plan *p);
+int64_t mimic_plan_nout(const mimic_plan *p);
+mimic_dtype mimic_plan_dtype(const mimic_plan *p);
+int64_t mimic_plan_chunk(const mimic_plan *p);
+int mimic_plan_slots(const mimic_plan *p);
+size_t mimic_plan_workspace_bytes(const mimic_plan *p); /* the formula above */
+size_t mimic_plan_weight_bytes(const mimic_plan *p);
+
+#endif

@@ -1,0 +1,470 @@
+/* The execution plan: a model compiled into a flat list of steps over
+ * preallocated buffers (see mimic/model.h for the contract).
+ *
+ * Planning turns records into steps that read a source slot and write a
+ * destination slot: the caller's input (read-only), the caller's output, or
+ * one of nbuf workspace buffers. Element-wise records (activations, layer
+ * norm, batchnorm) run in place when their source is a writable buffer, and
+ * an activation right after a dense/norm/residual step is fused into that
+ * step's single pass, so a dense layer is one gemm plus one pass over its
+ * output (which is still in cache: that pass costs little next to the gemm).
+ * The value that leaves the model is written straight into the caller's
+ * output rather than copied there at the end.
+ *
+ * Running: rows are cut into chunks of at most `chunk` rows; with several
+ * chunks and threads, each thread takes whole chunks with its own buffer set
+ * (a "slot") and single-threaded gemm calls (OpenBLAS's OpenMP build runs
+ * single-threaded inside a parallel region). Small layers gain more from
+ * this than from a threaded gemm per layer, whose fork/join per call costs
+ * more than the layer itself. */
+#include "nn.h"
+
+#include "mimic/base.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define T float
+#define SFX(name) name##_f32
+#define EXP expf
+#define EXPM1 expm1f
+#define LOG1P log1pf
+#define TANH tanhf
+#include "kernels.h"
+#undef T
+#undef SFX
+#undef EXP
+#undef EXPM1
+#undef LOG1P
+#undef TANH
+#define T double
+#define SFX(name) name##_f64
+#define EXP exp
+#define EXPM1 expm1
+#define LOG1P log1p
+#define TANH tanh
+#include "kernels.h"
+#undef T
+#undef SFX
+#undef EXP
+#undef EXPM1
+#undef LOG1P
+#undef TANH
+
+enum { SLOT_IN = -1, SLOT_OUT = -2 };
+
+/* Below this many rows per thread, a small batch runs on the calling thread:
+ * the fork/join would cost more than the work it shares (measured: about
+ * 2-5 us per parallel region on the bench machine). */
+#define MIN_ROWS_PER_THREAD 32
+
+typedef enum op_kind { OP_DENSE, OP_ACT, OP_LAYERNORM, OP_AFFINE, OP_ADD, OP_COPY } op_kind;
+
+typedef struct step {
+    op_kind kind;
+    mimic_activation act; /* fused activation (identity: none) */
+    double a0, a1, eps;
+    int64_t in, out;       /* widths */
+    int src, src2, dst;    /* slots; src2 only for OP_ADD */
+    void *w, *b;           /* borrowed from the plan's weight block */
+} step;
+
+struct mimic_plan {
+    mimic_dtype dtype;
+    size_t esize;
+    int64_t nin, nout, width, chunk;
+    int nsteps, nbuf, slots;
+    bool deterministic;
+    step *steps;
+    char *weights;       /* one block: every step's weights, dense ones as [in, out] */
+    size_t weight_bytes;
+    char *ws_raw, *ws;   /* workspace (ws: ws_raw aligned to 64 bytes) */
+    size_t buf_stride;   /* bytes per buffer (chunk * width * esize, rounded to 64) */
+};
+
+/* --- planning ------------------------------------------------------------------- */
+typedef struct planner {
+    int cur;
+    int stack[NN_MAX_DEPTH], sp;
+    int maxbuf;
+    bool fusable; /* the last step may absorb a following activation */
+} planner;
+
+static bool slot_saved(const planner *pl, int s)
+{
+    for (int i = 0; i < pl->sp; i++)
+        if (pl->stack[i] == s)
+            return true;
+    return false;
+}
+/* A buffer that holds no live value: not the current one, not a saved residual input. */
+static int new_buffer(planner *pl)
+{
+    int b = 0;
+    while (b == pl->cur || slot_saved(pl, b))
+        b++;
+    if (b + 1 > pl->maxbuf)
+        pl->maxbuf = b + 1;
+    return b;
+}
+/* Where an element-wise step writes: in place unless the current value is
+ * the caller's input or a residual input that must survive. */
+static int writable_dst(planner *pl)
+{
+    return pl->cur >= 0 && !slot_saved(pl, pl->cur) ? pl->cur : new_buffer(pl);
+}
+
+static size_t weights_of(const layer *l, size_t es)
+{
+    switch (l->kind) {
+    case LAYER_DENSE: return ((size_t)l->in * (size_t)l->out + (l->w[1] ? (size_t)l->out : 0)) * es;
+    case LAYER_LAYERNORM: return l->w[0] ? 2 * (size_t)l->in * es : 0;
+    case LAYER_AFFINE: return 2 * (size_t)l->in * es;
+    default: return 0;
+    }
+}
+
+/* Copies a layer's weights into the block at *pos; dense weight [out, in] -> [in, out]. */
+static void place_weights(const layer *l, size_t es, char **pos, step *s)
+{
+    if (l->kind == LAYER_DENSE) {
+        s->w = *pos;
+        for (int64_t o = 0; o < l->out; o++)
+            for (int64_t k = 0; k < l->in; k++)
+                memcpy(*pos + (size_t)(k * l->out + o) * es, (const char *)l->w[0] + (size_t)(o * l->in + k) * es, es);
+        *pos += (size_t)l->in * (size_t)l->out * es;
+        if (l->w[1]) {
+            s->b = *pos;
+            memcpy(*pos, l->w[1], (size_t)l->out * es);
+            *pos += (size_t)l->out * es;
+        }
+    } else if (l->w[0]) {
+        s->w = *pos;
+        memcpy(*pos, l->w[0], (size_t)l->in * es);
+        *pos += (size_t)l->in * es;
+        s->b = *pos;
+        memcpy(*pos, l->w[1], (size_t)l->in * es);
+        *pos += (size_t)l->in * es;
+    }
+}
+
+/* A chunk size whose two activation buffers of the widest layer fit in about
+ * 256 KiB (a typical L2 share per core), a multiple of 16 rows in [32, 512].
+ * Measured in tests/bench/bench_plan.c (see docs/performance.md). */
+static int64_t auto_chunk(int64_t width, size_t es)
+{
+    int64_t c = (int64_t)((256 * 1024) / (2 * (size_t)width * es));
+    c = c / 16 * 16;
+    return c < 32 ? 32 : c > 512 ? 512 : c;
+}
+
+void mimic_plan_free(mimic_plan *p)
+{
+    if (!p)
+        return;
+    mimic_free(p->steps);
+    mimic_free(p->weights);
+    mimic_free(p->ws_raw);
+    mimic_free(p);
+}
+
+mimic_plan *mimic_plan_new(const mimic_model *m, int64_t chunk)
+{
+    if (!m) {
+        mimic_error(MIMIC_EARG, "mimic_plan_new: model is NULL");
+        return NULL;
+    }
+    if (m->depth) {
+        mimic_error(MIMIC_ESTATE, "mimic_plan_new: %d residual block(s) still open; close them with "
+                    "mimic_model_end_residual", m->depth);
+        return NULL;
+    }
+    if (chunk < 0) {
+        mimic_error(MIMIC_EARG, "mimic_plan_new: chunk must be >= 0 (0: automatic), got %lld", (long long)chunk);
+        return NULL;
+    }
+    mimic_plan *p = mimic_calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->dtype = m->dtype;
+    p->esize = mimic_dtype_size(m->dtype);
+    p->nin = m->nin;
+    p->nout = m->width;
+    p->width = m->nin;
+    size_t wbytes = 0;
+    for (int i = 0; i < m->n; i++) {
+        if (m->layers[i].out > p->width)
+            p->width = m->layers[i].out;
+        wbytes += weights_of(&m->layers[i], p->esize);
+    }
+    p->chunk = chunk ? chunk : auto_chunk(p->width, p->esize);
+    p->steps = mimic_calloc((size_t)m->n + 1, sizeof(step));
+    p->weights = mimic_malloc(wbytes);
+    p->weight_bytes = wbytes;
+    if (!p->steps || !p->weights) {
+        mimic_plan_free(p);
+        return NULL;
+    }
+
+    planner pl = {.cur = SLOT_IN};
+    char *pos = p->weights;
+    for (int i = 0; i < m->n; i++) {
+        const layer *l = &m->layers[i];
+        step *last = p->nsteps ? &p->steps[p->nsteps - 1] : NULL;
+        if (l->kind == LAYER_ACT && pl.fusable && last->act == MIMIC_ACT_IDENTITY) {
+            last->act = l->act;
+            last->a0 = l->attr[0];
+            last->a1 = l->attr[1];
+            continue;
+        }
+        if (l->kind == LAYER_RES_BEGIN) {
+            pl.stack[pl.sp++] = pl.cur;
+            pl.fusable = false; /* an activation now must not touch the saved input */
+            continue;
+        }
+        step *s = &p->steps[p->nsteps++];
+        s->in = l->in;
+        s->out = l->out;
+        s->src = pl.cur;
+        s->act = MIMIC_ACT_IDENTITY;
+        switch (l->kind) {
+        case LAYER_DENSE: s->kind = OP_DENSE; s->dst = new_buffer(&pl); break;
+        case LAYER_ACT:
+            s->kind = OP_ACT, s->act = l->act, s->a0 = l->attr[0], s->a1 = l->attr[1];
+            s->dst = writable_dst(&pl);
+            break;
+        case LAYER_LAYERNORM: s->kind = OP_LAYERNORM, s->eps = l->attr[0]; s->dst = writable_dst(&pl); break;
+        case LAYER_AFFINE: s->kind = OP_AFFINE; s->dst = writable_dst(&pl); break;
+        case LAYER_RES_END:
+            s->kind = OP_ADD;
+            s->src2 = pl.stack[--pl.sp]; /* x; src is f(x) */
+            s->dst = writable_dst(&pl);
+            break;
+        default: break;
+        }
+        place_weights(l, p->esize, &pos, s);
+        pl.cur = s->dst;
+        pl.fusable = s->kind != OP_ACT; /* an ACT step already has its activation */
+    }
+    if (pl.cur == SLOT_IN) {
+        /* No step produced a new value (an empty or identity-only model). */
+        step *s = &p->steps[p->nsteps++];
+        *s = (step){.kind = OP_COPY, .in = p->nin, .out = p->nin, .src = SLOT_IN, .dst = SLOT_OUT};
+    } else {
+        /* Write the final value straight into the caller's output: from the
+         * step that last wrote it out of place, the buffer holds only that
+         * value, so every later use of it can be the output instead. */
+        int fin = pl.cur, first = 0;
+        for (int i = p->nsteps - 1; i >= 0; i--)
+            if (p->steps[i].dst == fin && p->steps[i].src != fin && !(p->steps[i].kind == OP_ADD && p->steps[i].src2 == fin)) {
+                first = i;
+                break;
+            }
+        for (int i = first; i < p->nsteps; i++) {
+            step *s = &p->steps[i];
+            if (s->src == fin) s->src = SLOT_OUT;
+            if (s->kind == OP_ADD && s->src2 == fin) s->src2 = SLOT_OUT;
+            if (s->dst == fin) s->dst = SLOT_OUT;
+        }
+    }
+    p->nbuf = 0;
+    for (int i = 0; i < p->nsteps; i++) {
+        const step *s = &p->steps[i];
+        int hi = s->src > s->dst ? s->src : s->dst;
+        if (s->kind == OP_ADD && s->src2 > hi)
+            hi = s->src2;
+        if (hi + 1 > p->nbuf)
+            p->nbuf = hi + 1;
+    }
+    p->slots = mimic_get_num_threads();
+    if (p->slots < 1)
+        p->slots = 1;
+    p->buf_stride = ((size_t)p->chunk * (size_t)p->width * p->esize + 63) / 64 * 64;
+    if (p->nbuf) {
+        p->ws_raw = mimic_malloc((size_t)p->slots * (size_t)p->nbuf * p->buf_stride + 64);
+        if (!p->ws_raw) {
+            mimic_plan_free(p);
+            return NULL;
+        }
+        p->ws = p->ws_raw + (64 - (uintptr_t)p->ws_raw % 64) % 64;
+    }
+    return p;
+}
+
+int mimic_plan_set_deterministic(mimic_plan *p, bool on)
+{
+    if (!p)
+        return mimic_error(MIMIC_EARG, "mimic_plan_set_deterministic: plan is NULL");
+    p->deterministic = on;
+    return MIMIC_OK;
+}
+
+/* --- running -------------------------------------------------------------------- */
+/* Address of the chunk's rows [i0, ...) in slot s of buffer set `set`. */
+static void *slot_ptr(const mimic_plan *p, int s, int set, const void *in, void *out, int64_t i0, int64_t width)
+{
+    if (s == SLOT_IN)
+        return (char *)(uintptr_t)in + (size_t)(i0 * width) * p->esize;
+    if (s == SLOT_OUT)
+        return (char *)out + (size_t)(i0 * width) * p->esize;
+    return p->ws + ((size_t)set * (size_t)p->nbuf + (size_t)s) * p->buf_stride;
+}
+
+static void run_chunk(const mimic_plan *p, int set, const void *in, void *out, int64_t i0, int64_t rows)
+{
+    bool f32 = p->dtype == MIMIC_F32;
+    for (int i = 0; i < p->nsteps; i++) {
+        const step *s = &p->steps[i];
+        const void *x = slot_ptr(p, s->src, set, in, out, i0, s->in);
+        void *y = slot_ptr(p, s->dst, set, in, out, i0, s->out);
+        const void *x2 = s->kind == OP_ADD ? slot_ptr(p, s->src2, set, in, out, i0, s->in) : NULL;
+        int64_t n = s->out;
+        switch (s->kind) {
+        case OP_DENSE:
+            if (p->deterministic) {
+                if (f32)
+                    dense_det_f32(rows, s->in, n, x, s->w, y);
+                else
+                    dense_det_f64(rows, s->in, n, x, s->w, y);
+            } else if (f32) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)n, (int)s->in, 1.0f, x,
+                            (int)s->in, s->w, (int)n, 0.0f, y, (int)n);
+            } else {
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)n, (int)s->in, 1.0, x,
+                            (int)s->in, s->w, (int)n, 0.0, y, (int)n);
+            }
+            if (s->b || s->act != MIMIC_ACT_IDENTITY) {
+                if (f32)
+                    bias_act_f32(rows, n, y, y, s->b, s->act, (float)s->a0, (float)s->a1);
+                else
+                    bias_act_f64(rows, n, y, y, s->b, s->act, s->a0, s->a1);
+            }
+            break;
+        case OP_ACT:
+        case OP_COPY:
+            if (f32)
+                bias_act_f32(rows, n, x, y, NULL, s->act, (float)s->a0, (float)s->a1);
+            else
+                bias_act_f64(rows, n, x, y, NULL, s->act, s->a0, s->a1);
+            break;
+        case OP_LAYERNORM:
+            if (f32)
+                layernorm_act_f32(rows, n, x, y, s->w, s->b, s->eps, s->act, (float)s->a0, (float)s->a1);
+            else
+                layernorm_act_f64(rows, n, x, y, s->w, s->b, s->eps, s->act, s->a0, s->a1);
+            break;
+        case OP_AFFINE:
+            if (f32)
+                affine_act_f32(rows, n, x, y, s->w, s->b, s->act, (float)s->a0, (float)s->a1);
+            else
+                affine_act_f64(rows, n, x, y, s->w, s->b, s->act, s->a0, s->a1);
+            break;
+        case OP_ADD:
+            if (f32)
+                add_act_f32(rows, n, x, x2, y, s->act, (float)s->a0, (float)s->a1);
+            else
+                add_act_f64(rows, n, x, x2, y, s->act, s->a0, s->a1);
+            break;
+        }
+    }
+}
+
+int mimic_plan_run(mimic_plan *p, const void *in, int64_t n, void *out)
+{
+    if (!p)
+        return mimic_error(MIMIC_EARG, "mimic_plan_run: plan is NULL");
+    if (n < 0)
+        return mimic_error(MIMIC_EARG, "mimic_plan_run: n must be >= 0, got %lld", (long long)n);
+    if (n == 0)
+        return MIMIC_OK;
+    if (!in || !out)
+        return mimic_error(MIMIC_EARG, "mimic_plan_run: %s is NULL", in ? "out" : "in");
+    if (n > INT_MAX)
+        return mimic_error(MIMIC_EARG, "mimic_plan_run: n = %lld rows is more than one call takes (%d)",
+                           (long long)n, INT_MAX);
+    int nthr = mimic_get_num_threads();
+    if (nthr > p->slots)
+        nthr = p->slots;
+    int64_t per = p->chunk;
+    if (nthr > 1 && n < nthr * per) {
+        /* Fewer chunks than threads (a host's small batch): split the rows
+         * evenly, so one fork/join serves the whole call instead of BLAS
+         * forking once per layer; too few rows stay on the calling thread. */
+        per = ((n + nthr - 1) / nthr + 15) / 16 * 16;
+        if (per < MIN_ROWS_PER_THREAD)
+            per = p->chunk, nthr = 1;
+        else if (per > p->chunk)
+            per = p->chunk;
+    }
+    int64_t nchunks = (n + per - 1) / per;
+    if (nthr > nchunks)
+        nthr = (int)nchunks;
+    if (nthr <= 1) {
+        for (int64_t c = 0; c < nchunks; c++) {
+            int64_t i0 = c * per;
+            run_chunk(p, 0, in, out, i0, n - i0 < per ? n - i0 : per);
+        }
+        return MIMIC_OK;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthr)
+    {
+        int set = omp_get_thread_num();
+        /* Contiguous ranges of chunks per thread: neighbouring rows stay on one core. */
+        int64_t c0 = nchunks * set / nthr, c1 = nchunks * (set + 1) / nthr;
+        for (int64_t c = c0; c < c1; c++) {
+            int64_t i0 = c * per;
+            run_chunk(p, set, in, out, i0, n - i0 < per ? n - i0 : per);
+        }
+    }
+#endif
+    return MIMIC_OK;
+}
+
+mimic_tensor *mimic_plan_forward(mimic_plan *p, const mimic_tensor *x)
+{
+    if (!p || !x) {
+        mimic_error(MIMIC_EARG, "mimic_plan_forward: %s is NULL", p ? "x" : "plan");
+        return NULL;
+    }
+    if (x->dtype != p->dtype) {
+        mimic_error(MIMIC_EDTYPE, "mimic_plan_forward: input is %s, the plan was compiled for %s (convert the input)",
+                    mimic_dtype_name(x->dtype), mimic_dtype_name(p->dtype));
+        return NULL;
+    }
+    bool row = x->ndim == 1;
+    if ((x->ndim != 1 && x->ndim != 2) || x->shape[x->ndim - 1] != p->nin) {
+        char buf[96];
+        mimic_error(MIMIC_ESHAPE, "mimic_plan_forward: input of shape %s; expected [n, %lld] or [%lld]",
+                    mimic_shape_str(x->ndim, x->shape, buf, sizeof buf), (long long)p->nin, (long long)p->nin);
+        return NULL;
+    }
+    int64_t n = row ? 1 : x->shape[0];
+    mimic_tensor *xc = mimic_contiguous((mimic_tensor *)(uintptr_t)x);
+    if (!xc)
+        return NULL;
+    int64_t shape[2] = {n, p->nout};
+    mimic_tensor *y = row ? mimic_empty(1, &shape[1], p->dtype) : mimic_empty(2, shape, p->dtype);
+    if (!y || mimic_plan_run(p, mimic_data(xc), n, mimic_data(y)) != MIMIC_OK) {
+        mimic_tensor_free(y);
+        y = NULL;
+    }
+    mimic_tensor_free(xc);
+    return y;
+}
+
+int64_t mimic_plan_nin(const mimic_plan *p) { return p ? p->nin : 0; }
+int64_t mimic_plan_nout(const mimic_plan *p) { return p ? p->nout : 0; }
+mimic_dtype mimic_plan_dtype(const mimic_plan *p) { return p ? p->dtype : MIMIC_F32; }
+int64_t mimic_plan_chunk(const mimic_plan *p) { return p ? p->chunk : 0; }
+int mimic_plan_slots(const mimic_plan *p) { return p ? p->slots : 0; }
+size_t mimic_plan_workspace_bytes(const mimic_plan *p)
+{
+    return p ? (size_t)p->slots * (size_t)p->nbuf * p->buf_stride : 0;
+}
+size_t mimic_plan_weight_bytes(const mimic_plan *p) { return p ? p->weight_bytes : 0; }

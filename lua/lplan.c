@@ -1,0 +1,216 @@
+/* Compiled inference plans in Lua (core/include/mimic/model.h).
+ *
+ *   mimic.compile_layers(records, nin [, {dtype =, chunk =, deterministic =}]) -> Plan
+ *   plan:forward(x)            x [n, nin] (or [nin]) of the plan's dtype -> new tensor
+ *   plan:set_deterministic(on), plan:nin(), plan:nout(), plan:dtype(), plan:chunk(),
+ *   plan:workspace_bytes(), plan:weight_bytes()
+ *
+ * records is the flat layer list that lua/mimic/plan.lua makes from an
+ * nn.Sequential: {type = "dense", weight = W [out, in], bias = b | nil},
+ * {type = <activation name>, p0 =, p1 =}, {type = "layernorm", eps =, weight =,
+ * bias =}, {type = "batchnorm1d", eps =, mean =, var =, weight =, bias =},
+ * {type = "residual_begin"}, {type = "residual_end"}. Weights are converted to
+ * the plan's dtype and copied: the plan is a snapshot. */
+#include "lmimic.h"
+
+#include "mimic/model.h"
+
+#include <string.h>
+
+#define PLAN_META "mimic.Plan"
+#define MODEL_META "mimic.ModelBuilder"
+
+typedef struct mbox { mimic_model *m; } mbox;
+typedef struct pbox { mimic_plan *p; } pbox;
+
+static int mbox_gc(lua_State *L)
+{
+    mbox *b = luaL_checkudata(L, 1, MODEL_META);
+    mimic_model_free(b->m);
+    b->m = NULL;
+    return 0;
+}
+
+static int pbox_gc(lua_State *L)
+{
+    pbox *b = luaL_checkudata(L, 1, PLAN_META);
+    mimic_plan_free(b->p);
+    b->p = NULL;
+    return 0;
+}
+
+static mimic_plan *checkplan(lua_State *L)
+{
+    pbox *b = luaL_checkudata(L, 1, PLAN_META);
+    return b->p;
+}
+
+/* Field `name` of the record at index rec as a contiguous tensor of dtype dt
+ * with `count` elements, pushed on the stack (kept alive there); NULL if the
+ * field is nil and optional. */
+static const void *weight_field(lua_State *L, int rec, int i, const char *name, mimic_dtype dt, int64_t count,
+                                bool optional)
+{
+    lua_getfield(L, rec, name);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        if (!optional)
+            luaL_error(L, "compile: layer %d: '%s' is missing", i, name);
+        return NULL;
+    }
+    mimic_tensor *t = lmimic_totensor(L, -1);
+    if (!t)
+        luaL_error(L, "compile: layer %d: '%s' must be a tensor", i, name);
+    if (mimic_numel(t) != count)
+        luaL_error(L, "compile: layer %d: '%s' has %d elements, expected %d", i, name, (int)mimic_numel(t),
+                   (int)count);
+    mimic_tensor **slot = lmimic_newtensor(L);
+    *slot = t->dtype == dt ? mimic_contiguous(t) : mimic_to_dtype(t, dt);
+    lmimic_checkresult(L, slot);
+    lua_remove(L, -2);
+    return mimic_data(*slot);
+}
+
+static double num_field(lua_State *L, int rec, const char *name, double def)
+{
+    lua_getfield(L, rec, name);
+    double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static int l_compile_layers(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer nin = luaL_checkinteger(L, 2);
+    mimic_dtype dt = MIMIC_F32;
+    lua_Integer chunk = 0;
+    bool det = false;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        lua_getfield(L, 3, "dtype");
+        dt = lmimic_optdtype(L, lua_gettop(L), MIMIC_F32);
+        lua_getfield(L, 3, "chunk");
+        chunk = luaL_optinteger(L, -1, 0);
+        lua_getfield(L, 3, "deterministic");
+        det = lua_toboolean(L, -1);
+        lua_pop(L, 3);
+    }
+    mbox *mb = lua_newuserdatauv(L, sizeof *mb, 0);
+    mb->m = NULL;
+    luaL_setmetatable(L, MODEL_META);
+    int mbi = lua_gettop(L);
+    if (!(mb->m = mimic_model_new(dt, nin)))
+        return lmimic_error(L);
+    mimic_model *m = mb->m;
+    lua_Integer n = luaL_len(L, 1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        int top = lua_gettop(L);
+        lua_geti(L, 1, i);
+        int rec = lua_gettop(L);
+        luaL_checktype(L, rec, LUA_TTABLE);
+        lua_getfield(L, rec, "type");
+        const char *type = luaL_checkstring(L, -1);
+        int64_t w = mimic_model_nout(m);
+        int act = mimic_activation_parse(type), rc;
+        if (strcmp(type, "dense") == 0) {
+            lua_getfield(L, rec, "weight");
+            mimic_tensor *W = lmimic_totensor(L, -1);
+            if (!W || W->ndim != 2 || W->shape[1] != w)
+                return luaL_error(L, "compile: layer %d: dense weight must be [out, %d]", (int)i, (int)w);
+            int64_t out = W->shape[0];
+            const void *wp = weight_field(L, rec, (int)i, "weight", dt, out * w, false);
+            const void *bp = weight_field(L, rec, (int)i, "bias", dt, out, true);
+            rc = mimic_model_add_dense(m, out, wp, bp);
+        } else if (act >= 0) {
+            rc = mimic_model_add_activation(m, (mimic_activation)act, num_field(L, rec, "p0", 0), num_field(L, rec, "p1", 0));
+        } else if (strcmp(type, "layernorm") == 0) {
+            const void *g = weight_field(L, rec, (int)i, "weight", dt, w, true);
+            const void *b = weight_field(L, rec, (int)i, "bias", dt, w, true);
+            rc = mimic_model_add_layernorm(m, num_field(L, rec, "eps", 1e-5), g, b);
+        } else if (strcmp(type, "batchnorm1d") == 0) {
+            const void *mean = weight_field(L, rec, (int)i, "mean", dt, w, false);
+            const void *var = weight_field(L, rec, (int)i, "var", dt, w, false);
+            const void *g = weight_field(L, rec, (int)i, "weight", dt, w, true);
+            const void *b = weight_field(L, rec, (int)i, "bias", dt, w, true);
+            rc = mimic_model_add_batchnorm(m, num_field(L, rec, "eps", 1e-5), mean, var, g, b);
+        } else if (strcmp(type, "residual_begin") == 0) {
+            rc = mimic_model_begin_residual(m);
+        } else if (strcmp(type, "residual_end") == 0) {
+            rc = mimic_model_end_residual(m);
+        } else {
+            return luaL_error(L, "compile: layer %d: unknown layer type '%s'", (int)i, type);
+        }
+        if (rc)
+            return lmimic_error(L);
+        lua_settop(L, top);
+    }
+    pbox *pb = lua_newuserdatauv(L, sizeof *pb, 0);
+    pb->p = NULL;
+    luaL_setmetatable(L, PLAN_META);
+    if (!(pb->p = mimic_plan_new(m, chunk)))
+        return lmimic_error(L);
+    if (mimic_plan_set_deterministic(pb->p, det))
+        return lmimic_error(L);
+    mimic_model_free(mb->m); /* the plan copied what it needs */
+    mb->m = NULL;
+    (void)mbi;
+    return 1;
+}
+
+static int l_forward(lua_State *L)
+{
+    mimic_plan *p = checkplan(L);
+    mimic_tensor *x = lmimic_checktensor(L, 2);
+    mimic_tensor **slot = lmimic_newtensor(L);
+    *slot = mimic_plan_forward(p, x);
+    lmimic_checkresult(L, slot);
+    return 1;
+}
+
+static int l_set_deterministic(lua_State *L)
+{
+    mimic_plan *p = checkplan(L);
+    if (mimic_plan_set_deterministic(p, lua_toboolean(L, 2)))
+        return lmimic_error(L);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int l_nin(lua_State *L) { lua_pushinteger(L, mimic_plan_nin(checkplan(L))); return 1; }
+static int l_nout(lua_State *L) { lua_pushinteger(L, mimic_plan_nout(checkplan(L))); return 1; }
+static int l_chunk(lua_State *L) { lua_pushinteger(L, mimic_plan_chunk(checkplan(L))); return 1; }
+static int l_dtype(lua_State *L) { lua_pushstring(L, mimic_dtype_name(mimic_plan_dtype(checkplan(L)))); return 1; }
+static int l_workspace(lua_State *L) { lua_pushinteger(L, (lua_Integer)mimic_plan_workspace_bytes(checkplan(L))); return 1; }
+static int l_weights(lua_State *L) { lua_pushinteger(L, (lua_Integer)mimic_plan_weight_bytes(checkplan(L))); return 1; }
+
+static int l_tostring(lua_State *L)
+{
+    mimic_plan *p = checkplan(L);
+    lua_pushfstring(L, "Plan(%d -> %d, %s, chunk %d)", (int)mimic_plan_nin(p), (int)mimic_plan_nout(p),
+                    mimic_dtype_name(mimic_plan_dtype(p)), (int)mimic_plan_chunk(p));
+    return 1;
+}
+
+void lmimic_open_plan(lua_State *L, int mod, int methods)
+{
+    (void)methods;
+    static const luaL_Reg plan_methods[] = {
+        {"forward", l_forward}, {"set_deterministic", l_set_deterministic}, {"nin", l_nin}, {"nout", l_nout},
+        {"chunk", l_chunk}, {"dtype", l_dtype}, {"workspace_bytes", l_workspace}, {"weight_bytes", l_weights},
+        {NULL, NULL}};
+    luaL_newmetatable(L, MODEL_META);
+    lua_pushcfunction(L, mbox_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, PLAN_META);
+    lua_pushcfunction(L, pbox_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_tostring);
+    lua_setfield(L, -2, "__tostring");
+    luaL_newlib(L, plan_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_compile_layers);
+    lua_setfield(L, mod, "compile_layers");
+}

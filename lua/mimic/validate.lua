@@ -1,0 +1,282 @@
+-- mimic.validate: metrics for validating a surrogate against its reference
+-- (docs/validation.md). The numerics are C (core/validate/metrics.c, through
+-- the raw functions in mimic._validate); this module converts arguments,
+-- chooses defaults, and shifts class labels to Lua's 1-based convention.
+--
+-- Data arguments are mimic.Tensor or (nested) Lua lists of numbers. "Per
+-- column" means along the last dim: a [N, C] tensor is C columns.
+-- NaN or infinity in any input is an error that names its position.
+local mimic = require "mimic"
+local C = mimic._validate
+
+local validate = {}
+
+-- x as a tensor: a tensor as is, a Lua list converted to float64.
+local function tensor(x, what, level)
+  if mimic.is_tensor(x) then return x end
+  if type(x) == "table" then
+    local ok, t = pcall(mimic.tensor, x, "float64")
+    if ok then return t end
+    error(string.format("mimic.validate: %s: %s", what, tostring(t)), level + 1)
+  end
+  error(string.format("mimic.validate: %s must be a mimic.Tensor or a list of numbers, got %s", what, type(x)),
+    level + 1)
+end
+
+-- A list of numbers (a histogram or edges) from a list or a tensor.
+local function list(x, what, level)
+  if mimic.is_tensor(x) then return x:double():reshape(-1):totable() end
+  if type(x) ~= "table" then
+    error(string.format("mimic.validate: %s must be a list of numbers, got %s", what, type(x)), level + 1)
+  end
+  return x
+end
+
+-- Runs a raw C function, re-raising its error at the caller of the public
+-- function (level 3: our caller's caller), so messages point at user code.
+local function call(f, ...)
+  local r = table.pack(pcall(f, ...))
+  if not r[1] then error(tostring(r[2]):gsub("^[^:]*:%d+: ", ""), 3) end
+  return table.unpack(r, 2, r.n)
+end
+
+--- Regression scores per column: list of {n, bias, mae, rmse, max_abs, rel,
+--- r2, pearson, spearman}. opts.rel_floor (default 0): the relative error is
+--- |pred - ref| / max(|ref|, rel_floor).
+function validate.regression(pred, ref, opts)
+  opts = opts or {}
+  return call(C.regression, tensor(pred, "pred", 2), tensor(ref, "ref", 2), opts.rel_floor or 0)
+end
+
+--- Regression scores per column in bins of a coordinate (e.g. per height of
+--- a subgrid model): coord has one value per row of pred/ref ([N] for
+--- [N, C] data). Returns {edges, centers, bins}, where bins[b] is the
+--- regression list of bin b (per column), or nil for an empty bin.
+function validate.regression_binned(pred, ref, coord, edges, opts)
+  pred, ref, coord = tensor(pred, "pred", 2), tensor(ref, "ref", 2), tensor(coord, "coord", 2)
+  edges = list(edges, "edges", 2)
+  local rows = pred:dim() >= 2 and pred:size(1) or pred:numel()
+  if coord:numel() ~= rows then
+    error(string.format("mimic.validate.regression_binned: coord has %d values, expected one per row (%d)",
+      coord:numel(), rows), 2)
+  end
+  -- Bin membership through the C histogram's rule (validated edges, last bin
+  -- closed), one bin at a time, so each bin's rows are gathered once.
+  local c = coord:double():reshape(-1)
+  local cv = c:totable()
+  local out = { edges = edges, centers = validate.centers(edges), bins = {} }
+  for i, v in ipairs(cv) do
+    if v ~= v or v == math.huge or v == -math.huge then
+      error(string.format("validate_regression_binned: coord has %s at element %d (0-based); remove or mask it first",
+        v ~= v and "NaN" or "an infinity", i - 1), 2)
+    end
+  end
+  call(C.histogram, c, edges) -- checks the edges with the usual messages
+  local nb = #edges - 1
+  local members = {}
+  for b = 1, nb do members[b] = {} end
+  for i, v in ipairs(cv) do
+    if v >= edges[1] and v <= edges[nb + 1] then
+      local lo, hi = 1, nb + 1 -- edges[lo] <= v < edges[hi]
+      while hi - lo > 1 do
+        local mid = (lo + hi) // 2
+        if v >= edges[mid] then lo = mid else hi = mid end
+      end
+      local m = members[lo]
+      m[#m + 1] = i
+    end
+  end
+  for b = 1, nb do
+    if #members[b] > 0 then
+      local idx = mimic.tensor(members[b], "int64")
+      out.bins[b] = call(C.regression, pred:index_select(1, idx), ref:index_select(1, idx), (opts or {}).rel_floor or 0)
+    end
+  end
+  return out
+end
+
+--- n + 1 edges spanning all the given samples (shared binning), linear or,
+--- with opts.log, logarithmic (samples must then be > 0). opts.range = {lo, hi}
+--- overrides the span.
+function validate.edges(samples, n, opts)
+  opts = opts or {}
+  n = n or 50
+  if math.type(n) ~= "integer" or n < 1 then error("mimic.validate.edges: n must be an integer >= 1", 2) end
+  local lo, hi
+  if opts.range then
+    lo, hi = opts.range[1], opts.range[2]
+  else
+    if mimic.is_tensor(samples) or type(samples[1]) == "number" then samples = { samples } end
+    for i, s in ipairs(samples) do
+      local t = tensor(s, "sample " .. i, 2)
+      if t:numel() > 0 then
+        local a, b = t:min():item(), t:max():item()
+        lo, hi = math.min(lo or a, a), math.max(hi or b, b)
+      end
+    end
+    if not lo then error("mimic.validate.edges: all samples are empty", 2) end
+  end
+  if not (lo == lo and hi == hi) or lo == -math.huge or hi == math.huge then
+    error("mimic.validate.edges: the samples hold NaN or infinity; remove them first", 2)
+  end
+  if opts.log and lo <= 0 then error("mimic.validate.edges: log bins need positive values (min " .. lo .. ")", 2) end
+  if hi == lo then -- constant data: one unit-wide span around it, so bins stay valid
+    local w = lo ~= 0 and math.abs(lo) * 0.5 or 0.5
+    lo, hi = lo - w, hi + w
+    if opts.log then lo = hi / 3 end
+  end
+  local e = {}
+  for i = 0, n do
+    local f = i / n
+    e[i + 1] = opts.log and math.exp(math.log(lo) + f * (math.log(hi) - math.log(lo))) or lo + f * (hi - lo)
+  end
+  e[1], e[n + 1] = lo, hi -- exact ends: min and max fall inside
+  return e
+end
+
+local function centers(edges, log)
+  local c = {}
+  for i = 1, #edges - 1 do
+    c[i] = log and math.sqrt(edges[i] * edges[i + 1]) or 0.5 * (edges[i] + edges[i + 1])
+  end
+  return c
+end
+validate.centers = centers
+
+--- Quantiles of value binned along coord (e.g. the error per height):
+--- {edges, centers, count, mean, probs, q} where q[j][b] is quantile probs[j]
+--- in bin b (NaN for an empty bin). probs default {0.05, 0.5, 0.95}. coord
+--- has one element per value, or one per row of a [N, C] value.
+function validate.binned_quantiles(value, coord, edges, probs)
+  probs = probs or { 0.05, 0.5, 0.95 }
+  local r = call(C.binned_quantiles, tensor(value, "value", 2), tensor(coord, "coord", 2), list(edges, "edges", 2),
+    list(probs, "probs", 2))
+  r.edges, r.centers, r.probs = edges, centers(edges), probs
+  return r
+end
+
+--- Histogram counts of x over edges (bin i is [e_i, e_i+1), the last closed),
+--- and the number of elements outside.
+function validate.histogram(x, edges)
+  return call(C.histogram, tensor(x, "x", 2), list(edges, "edges", 2))
+end
+
+--- counts[i][j] for x bin i and y bin j, and the number of pairs outside.
+function validate.histogram2d(x, y, xedges, yedges)
+  return call(C.histogram2d, tensor(x, "x", 2), tensor(y, "y", 2), list(xedges, "xedges", 2), list(yedges, "yedges", 2))
+end
+
+local function flat(h)
+  if type(h) == "table" and type(h[1]) == "table" then
+    local f = {}
+    for _, row in ipairs(h) do for _, v in ipairs(row) do f[#f + 1] = v end end
+    return f
+  end
+  return h
+end
+
+--- Two-sample chi-square of two histograms (same bins): {chi2, dof, p}. Bins
+--- empty in both are skipped.
+function validate.chi2(a, b)
+  local s, dof, p = call(C.chi2, flat(list(a, "a", 2)), flat(list(b, "b", 2)))
+  return { chi2 = s, dof = dof, p = p }
+end
+
+--- Jensen-Shannon divergence (base 2, in [0, 1]) of two histograms.
+function validate.js(p, q) return call(C.js, flat(list(p, "p", 2)), flat(list(q, "q", 2))) end
+
+--- Bins populated in ref and empty in sample (holes) and the converse
+--- (spurious): {ref_bins, holes, spurious, hole_mass, spurious_mass}.
+--- Histograms may be 2-D (lists of rows).
+function validate.holes(ref, sample) return call(C.holes, flat(list(ref, "ref", 2)), flat(list(sample, "sample", 2))) end
+
+--- Two-sample Kolmogorov-Smirnov: {d, p} (asymptotic p-value).
+function validate.ks(a, b)
+  local d, p = call(C.ks, tensor(a, "a", 2), tensor(b, "b", 2))
+  return { d = d, p = p }
+end
+
+--- P(K > x) for the Kolmogorov distribution.
+function validate.kolmogorov_sf(x) return call(C.kolmogorov_sf, x) end
+
+--- Wasserstein-1 distance between the empirical distributions of a and b.
+function validate.wasserstein(a, b) return call(C.wasserstein, tensor(a, "a", 2), tensor(b, "b", 2)) end
+
+--- Per column: {n, mean, var (ddof 1), skew, kurt (excess)}.
+function validate.moments(x) return call(C.moments, tensor(x, "x", 2)) end
+
+--- Everything to compare a sample's distribution with a reference's, on
+--- shared bins: {edges, centers, ref, sample (counts), chi2, dof, p_chi2, ks,
+--- p_ks, w1, js, moments_ref, moments_sample}. opts.bins (default 40),
+--- opts.edges (explicit), opts.log (log-spaced bins).
+function validate.compare(sample, ref, opts)
+  opts = opts or {}
+  local s, r = tensor(sample, "sample", 2), tensor(ref, "ref", 2)
+  local e = opts.edges or validate.edges({ s, r }, opts.bins or 40, { log = opts.log })
+  local hs = call(C.histogram, s, e)
+  local hr = call(C.histogram, r, e)
+  local c2, dof, p = call(C.chi2, hs, hr)
+  local d, pk = call(C.ks, s, r)
+  return {
+    edges = e, centers = centers(e, opts.log), sample = hs, ref = hr,
+    chi2 = c2, dof = dof, p_chi2 = p, ks = d, p_ks = pk,
+    w1 = call(C.wasserstein, s, r), js = call(C.js, hs, hr),
+    moments_sample = call(C.moments, s:reshape(-1))[1], moments_ref = call(C.moments, r:reshape(-1))[1],
+  }
+end
+
+--- 2-D comparison (e.g. of generated events in two observables): histograms on
+--- shared bins, holes and chi-square. opts.bins (default 20 per axis).
+function validate.compare2d(xs, ys, xr, yr, opts)
+  opts = opts or {}
+  local n = opts.bins or 20
+  xs, ys, xr, yr = tensor(xs, "xs", 2), tensor(ys, "ys", 2), tensor(xr, "xr", 2), tensor(yr, "yr", 2)
+  local ex = opts.xedges or validate.edges({ xs, xr }, n)
+  local ey = opts.yedges or validate.edges({ ys, yr }, n)
+  local hs = call(C.histogram2d, xs, ys, ex, ey)
+  local hr = call(C.histogram2d, xr, yr, ex, ey)
+  local c2, dof, p = call(C.chi2, flat(hs), flat(hr))
+  local h = call(C.holes, flat(hr), flat(hs))
+  h.xedges, h.yedges, h.sample, h.ref, h.chi2, h.dof, h.p_chi2 = ex, ey, hs, hr, c2, dof, p
+  return h
+end
+
+-- Class labels are 1..k in Lua and 0..k-1 in C.
+local function labels(x, what, level)
+  return tensor(x, what, level + 1):double() - 1
+end
+
+--- Confusion matrix of labels 1..k: cm[t][p] counts true class t predicted p.
+function validate.confusion(pred, truth, k)
+  return call(C.confusion, labels(pred, "pred", 2), labels(truth, "truth", 2), k)
+end
+
+--- Accuracy, balanced accuracy, macro precision/recall/F1 and per-class
+--- lists from labels 1..k; the result's .confusion is the matrix.
+function validate.classification(pred, truth, k)
+  local cm = call(C.confusion, labels(pred, "pred", 2), labels(truth, "truth", 2), k)
+  local r = call(C.class_scores, cm)
+  r.confusion = cm
+  return r
+end
+
+--- ROC curve and AUC of scores against binary labels (0/1 or false/true):
+--- {auc, fpr, tpr, threshold}.
+function validate.roc(score, label)
+  return call(C.roc, tensor(score, "score", 2), tensor(label, "label", 2):double())
+end
+
+--- Reliability diagram of probabilities against binary labels:
+--- {count, mean_prob, frac_pos, ece}; nbins equal bins (default 10).
+function validate.calibration(prob, label, nbins)
+  return call(C.calibration, tensor(prob, "prob", 2), tensor(label, "label", 2):double(), nbins)
+end
+
+--- Conservation of a weighted sum over the last dim: {before, after,
+--- global_rel, max_row_rel, mean_row_rel}. weight: nil or one per column.
+function validate.conservation(before, after, weight)
+  return call(C.conservation, tensor(before, "before", 2), tensor(after, "after", 2),
+    weight and tensor(weight, "weight", 2) or nil)
+end
+
+return validate
