@@ -54,7 +54,7 @@ LUA_MOD   := $(B)/lib/lua/5.4/mimic.so
 EXE       := $(B)/bin/mimic
 PC_FILE   := $(B)/mimic.pc
 
-.PHONY: all run test check test-asan bench install uninstall clean help fixtures
+.PHONY: all run test check test-asan bench install uninstall clean help fixtures validate-flagship
 all: $(LIB_A) $(LIB_SO) $(LUA_MOD) $(EXE) $(PC_FILE)
 
 help:
@@ -62,6 +62,7 @@ help:
 	@echo "make run        build and run the flagship experiment (scripts/flagship.lua)"
 	@echo "make test       C unit tests (plain and ASan+UBSan) and luaunit suites"
 	@echo "make bench      benchmarks with ratios against baselines measured in the same run"
+	@echo "make validate-flagship   regenerate validation/flagship (a priori report with plots)"
 	@echo "make install PREFIX=/opt/mimic   install libraries, headers, module, executable"
 	@echo "options: NATIVE=1 (tune for this CPU), OPT=-O3, CC=, BLAS_LIBS=, LUA_CFLAGS=, SKIP_DEPS=1"
 
@@ -105,6 +106,10 @@ $(PC_FILE): Makefile
 
 run: all
 	$(EXE) scripts/flagship.lua
+
+# Studies (not part of `make test`): regenerate validation/<study>/.
+validate-flagship: all
+	$(EXE) scripts/validate_flagship.lua
 
 # --- tests ----------------------------------------------------------------------
 TEST_SRC  := $(sort $(wildcard tests/c/test_*.c))
