@@ -279,4 +279,78 @@ function validate.conservation(before, after, weight)
     weight and tensor(weight, "weight", 2) or nil)
 end
 
+-- --- periodic fields (mimic._spectra, libmimic_solvers: links FFTW) --------------------------
+
+-- A field as its list of components: a tensor is one scalar field, a list of
+-- tensors the components of a vector field.
+local function components(f, what, level)
+  if mimic.is_tensor(f) then return { f } end
+  if type(f) == "table" and #f > 0 then
+    for i, c in ipairs(f) do
+      if not mimic.is_tensor(c) then
+        error(string.format("mimic.validate: %s[%d] is a %s, expected a mimic.Tensor", what, i, type(c)), level + 1)
+      end
+    end
+    return f
+  end
+  error(string.format("mimic.validate: %s must be a mimic.Tensor or a list of them (the components), got %s", what,
+    type(f)), level + 1)
+end
+
+--- Radially averaged power spectrum of a periodic 1-, 2- or 3-D field (a
+--- tensor, or a list of component tensors summed over): {k, power, count}.
+--- Shell k (k = 0, 1, ...) holds the modes with k - 1/2 <= |k| < k + 1/2,
+--- integer wavenumbers (cycles per domain); power[i] is for k[i] = i - 1.
+--- sum(power) is the mean square of the field (Parseval); opts.energy = true
+--- halves it (kinetic energy of a velocity field). count: modes per shell.
+function validate.spectrum(field, opts)
+  opts = opts or {}
+  local p, c = call(mimic._spectra.spectrum, components(field, "field", 2))
+  local k = {}
+  for i = 1, #p do
+    k[i] = i - 1
+    if opts.energy then p[i] = p[i] / 2 end
+  end
+  return { k = k, power = p, count = c }
+end
+
+local function spectrum_of(x, what, level)
+  if type(x) == "table" and x.power then return x.power end
+  if mimic.is_tensor(x) or (type(x) == "table" and mimic.is_tensor(x[1])) then
+    return validate.spectrum(x).power
+  end
+  return list(x, what, level + 1)
+end
+
+--- Error of a spectrum against a reference over a band of shells:
+--- {shells, max_rel, mean_rel, rms_log10, band_rel}. pred and ref are
+--- results of validate.spectrum, lists of shell powers, or fields (their
+--- spectra are computed). opts.band = {kmin, kmax} (shell wavenumbers,
+--- inclusive; default all). Shells without reference power are skipped.
+function validate.spectrum_error(pred, ref, opts)
+  opts = opts or {}
+  local band = opts.band or {}
+  return call(mimic._spectra.spectrum_error, spectrum_of(pred, "pred", 2), spectrum_of(ref, "ref", 2), band[1],
+    band[2])
+end
+
+--- Divergence of a periodic vector field by second-order central
+--- differences (what a finite-volume solver's continuity equation sees):
+--- u is a list of ndim component tensors (component d along dim d).
+--- opts.spacing: a number or one per dim (default 1). Returns the float64
+--- divergence tensor and {max_abs, rms}.
+function validate.divergence(u, opts)
+  opts = opts or {}
+  local comps = components(u, "u", 2)
+  local h = opts.spacing
+  if type(h) == "number" then
+    local l = {}
+    for d = 1, comps[1]:dim() do l[d] = h end
+    h = l
+  end
+  local div = call(mimic._spectra.divergence, comps, h)
+  local sq = (div * div):mean():item()
+  return div, { max_abs = div:abs():max():item(), rms = math.sqrt(sq) }
+end
+
 return validate
