@@ -32,6 +32,10 @@ OPENMP_FLAGS ?= -fopenmp
 # mimic's installed headers do not, so hosts need HDF5 at link time only.
 HDF5_CFLAGS ?= $(call pc,--cflags hdf5)
 HDF5_LIBS   ?= $(or $(call pc,--libs hdf5),-lhdf5)
+# FFTW3: only the solvers-side library (core/solvers) uses it. FFTW is GPL, so
+# it never enters libmimic; see docs/install.md for what linking it implies.
+FFTW_CFLAGS ?= $(call pc,--cflags fftw3)
+FFTW_LIBS   ?= $(or $(call pc,--libs fftw3),-lfftw3)
 
 ARCH_FLAGS := $(if $(filter 1,$(NATIVE)),-march=native,)
 WARN      := -Wall -Wextra -Werror -Wshadow -Wno-unknown-pragmas
@@ -42,7 +46,8 @@ LDLIBS_CORE = $(BLAS_LIBS) $(HDF5_LIBS) $(OPENMP_FLAGS) -lm
 
 B := build
 # The inference runtime a host links: tensor, ops (later nn plan, io, embed).
-CORE_SRC  := $(sort $(wildcard core/*/*.c))
+# core/solvers is excluded: it is the separate, FFTW-linked solvers library.
+CORE_SRC  := $(sort $(filter-out core/solvers/%,$(wildcard core/*/*.c)))
 CORE_OBJ  := $(CORE_SRC:%.c=$(B)/obj/%.o)
 # The Lua binding (one C file per core concern) and the executable.
 LUA_SRC   := $(sort $(filter-out lua/main.c,$(wildcard lua/*.c)))
@@ -50,12 +55,18 @@ LUA_OBJ   := $(LUA_SRC:%.c=$(B)/obj/%.o)
 
 LIB_A     := $(B)/lib/libmimic.a
 LIB_SO    := $(B)/lib/libmimic.so
+# Solvers-side library (reference physics, spectra): libmimic + FFTW (GPL).
+SOLVERS_SRC := $(sort $(shell find core/solvers -name '*.c' 2>/dev/null))
+SOLVERS_OBJ := $(SOLVERS_SRC:%.c=$(B)/obj/%.o)
+SOLVERS_A   := $(B)/lib/libmimic_solvers.a
+SOLVERS_SO  := $(B)/lib/libmimic_solvers.so
+LDLIBS_SOLVERS = $(FFTW_LIBS)
 LUA_MOD   := $(B)/lib/lua/5.4/mimic.so
 EXE       := $(B)/bin/mimic
 PC_FILE   := $(B)/mimic.pc
 
-.PHONY: all run test check test-asan bench install uninstall clean help fixtures validate-flagship
-all: $(LIB_A) $(LIB_SO) $(LUA_MOD) $(EXE) $(PC_FILE)
+.PHONY: all run test check test-asan fuzz bench install uninstall clean help fixtures validate-flagship
+all: $(LIB_A) $(LIB_SO) $(SOLVERS_A) $(SOLVERS_SO) $(LUA_MOD) $(EXE) $(PC_FILE)
 
 help:
 	@echo "make            build libraries, Lua module, executable, mimic.pc into build/"
@@ -77,6 +88,10 @@ $(B)/obj/lua/%.o: lua/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) -MMD -MP -c $< -o $@
 
+$(B)/obj/core/solvers/%.o: core/solvers/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(FFTW_CFLAGS) -MMD -MP -c $< -o $@
+
 $(LIB_A): $(CORE_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
@@ -85,16 +100,24 @@ $(LIB_SO): $(CORE_OBJ)
 	@mkdir -p $(@D)
 	$(CC) -shared -o $@ $^ $(LDLIBS_CORE)
 
+$(SOLVERS_A): $(SOLVERS_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(SOLVERS_SO): $(SOLVERS_OBJ) $(LIB_SO)
+	@mkdir -p $(@D)
+	$(CC) -shared -o $@ $(SOLVERS_OBJ) -L$(B)/lib -lmimic $(LDLIBS_SOLVERS) $(LDLIBS_CORE)
+
 # The module links the core statically: `require "mimic"` needs no LD_LIBRARY_PATH.
 # -z nodelete: lua_close() would dlclose the module and unmap libgomp/OpenBLAS
 # under their idle worker threads, a crash at interpreter exit.
-$(LUA_MOD): $(LUA_OBJ) $(LIB_A)
+$(LUA_MOD): $(LUA_OBJ) $(SOLVERS_A) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CC) -shared -Wl,-z,nodelete -o $@ $(LUA_OBJ) $(LIB_A) $(LDLIBS_CORE)
+	$(CC) -shared -Wl,-z,nodelete -o $@ $(LUA_OBJ) $(SOLVERS_A) $(LIB_A) $(LDLIBS_SOLVERS) $(LDLIBS_CORE)
 
-$(EXE): $(B)/obj/lua/main.o $(LUA_OBJ) $(LIB_A)
+$(EXE): $(B)/obj/lua/main.o $(LUA_OBJ) $(SOLVERS_A) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CC) $(OPENMP_FLAGS) -o $@ $(B)/obj/lua/main.o $(LUA_OBJ) $(LIB_A) $(LUA_LIBS) $(READLINE_LIBS) $(LDLIBS_CORE) -Wl,-E
+	$(CC) $(OPENMP_FLAGS) -o $@ $(B)/obj/lua/main.o $(LUA_OBJ) $(SOLVERS_A) $(LIB_A) $(LUA_LIBS) $(READLINE_LIBS) $(LDLIBS_SOLVERS) $(LDLIBS_CORE) -Wl,-E
 
 # mimic.pc for PREFIX: written at build time for the default prefix and again
 # by `make install` for the prefix given there.
@@ -116,25 +139,44 @@ TEST_SRC  := $(sort $(wildcard tests/c/test_*.c))
 TEST_BIN  := $(TEST_SRC:tests/c/%.c=$(B)/tests/%)
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 ASAN_OBJ  := $(CORE_SRC:%.c=$(B)/asan/%.o)
+ASAN_SOLVERS_OBJ := $(SOLVERS_SRC:%.c=$(B)/asan/%.o)
 ASAN_BIN  := $(TEST_SRC:tests/c/%.c=$(B)/asan/tests/%)
 
-$(B)/tests/%: tests/c/%.c $(wildcard tests/c/*.h) $(LIB_A)
+# Tests link the solvers library too (an archive: only test_spectra pulls it in).
+$(B)/tests/%: tests/c/%.c $(wildcard tests/c/*.h) $(SOLVERS_A) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests/c -o $@ $< $(LIB_A) $(LDLIBS_CORE) -lutil
+	$(CC) $(ALL_CFLAGS) -Itests/c -o $@ $< $(SOLVERS_A) $(LIB_A) $(LDLIBS_SOLVERS) $(LDLIBS_CORE) -lutil
 
-$(B)/asan/tests/%: tests/c/%.c $(wildcard tests/c/*.h) $(ASAN_OBJ)
+$(B)/asan/tests/%: tests/c/%.c $(wildcard tests/c/*.h) $(ASAN_SOLVERS_OBJ) $(ASAN_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Itests/c -o $@ $< $(ASAN_OBJ) $(LDLIBS_CORE) -lutil
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Itests/c -o $@ $< $(ASAN_SOLVERS_OBJ) $(ASAN_OBJ) $(LDLIBS_SOLVERS) $(LDLIBS_CORE) -lutil
 
 $(B)/asan/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS) $(ASAN_FLAGS) -MMD -MP -c $< -o $@
+$(B)/asan/core/solvers/%.o: EXTRA_CFLAGS := $(FFTW_CFLAGS)
 $(B)/asan/core/tensor/rng.o: EXTRA_CFLAGS := -ffp-contract=off
 
 test: all $(TEST_BIN) $(ASAN_BIN)
 	@MIMIC_BUILD=$(B) LUA=$(LUA) sh tests/run
 
 check: test
+
+# Fuzzing (not part of `make test`): the model-file reader under libFuzzer with
+# ASan+UBSan (needs clang; on Debian: apt-get install clang libclang-rt-14-dev).
+# Runs FUZZ_TIME seconds from the seed corpus tests/fuzz/corpus; new inputs go
+# to build/fuzz/corpus, crashes to build/fuzz/ (docs/model-format.md).
+FUZZ_CC   ?= clang
+FUZZ_TIME ?= 120
+FUZZ_BIN  := $(B)/fuzz/fuzz_modelfile
+$(FUZZ_BIN): tests/fuzz/fuzz_modelfile.c tests/fuzz/modelfile_edit.h $(CORE_SRC) $(wildcard core/*/*.h core/include/mimic/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CSTD) $(WARN) -Wno-pass-failed -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -fopenmp \
+	  -Icore/include -Icore $(BLAS_CFLAGS) $(HDF5_CFLAGS) -o $@ tests/fuzz/fuzz_modelfile.c $(CORE_SRC) \
+	  $(BLAS_LIBS) $(HDF5_LIBS) -lm
+fuzz: $(FUZZ_BIN)
+	@mkdir -p $(B)/fuzz/corpus
+	cd $(B)/fuzz && ./fuzz_modelfile -max_total_time=$(FUZZ_TIME) -max_len=97 -timeout=10 corpus $(CURDIR)/tests/fuzz/corpus
 
 BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
@@ -159,6 +201,8 @@ install: all
 	  $(DESTDIR)$(PREFIX)/lib/lua/5.4 $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(SOLVERS_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SOLVERS_SO) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 core/include/mimic/*.h $(DESTDIR)$(PREFIX)/include/mimic/
 	install -m 755 $(LUA_MOD) $(DESTDIR)$(PREFIX)/lib/lua/5.4/
 	install -d $(DESTDIR)$(PREFIX)/share/lua/5.4/mimic
@@ -169,6 +213,7 @@ install: all
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/mimic
 	rm -f $(DESTDIR)$(PREFIX)/lib/libmimic.a $(DESTDIR)$(PREFIX)/lib/libmimic.so \
+	  $(DESTDIR)$(PREFIX)/lib/libmimic_solvers.a $(DESTDIR)$(PREFIX)/lib/libmimic_solvers.so \
 	  $(DESTDIR)$(PREFIX)/lib/lua/5.4/mimic.so $(DESTDIR)$(PREFIX)/bin/mimic \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/mimic.pc
 	rm -rf $(DESTDIR)$(PREFIX)/share/lua/5.4/mimic

@@ -304,7 +304,8 @@ unset multiplot
 end
 
 --- Learning curves (or any curves sharing x): o.x (list), o.series =
---- {{label =, y = list}, ...}, o.xlabel, o.ylabel, o.logy (default true).
+--- {{label =, y = list}, ...}, o.xlabel, o.ylabel, o.logy (default true),
+--- o.logx (default false).
 function Report:curves(o)
   check_name(o.name)
   local x = tolist(o.x, "x")
@@ -322,8 +323,58 @@ function Report:curves(o)
     plots[k] = string.format("%s using 1:%d with lines lw 2 lc rgb %s title %s", k == 1 and ("'" .. o.name .. ".dat'") or "''",
       k + 1, colours[(k - 1) % #colours + 1], gp_string(s.label or ("series " .. k)))
   end
-  local a = { xlabel = o.xlabel, ylabel = o.ylabel, title = o.title, logy = o.logy ~= false }
+  local a = { xlabel = o.xlabel, ylabel = o.ylabel, title = o.title, logy = o.logy ~= false, logx = o.logx }
   local body = axis_commands(a) .. (a.logy and "\nset format y '%.0e'" or "") .. "\nset key top right opaque\nplot " .. table.concat(plots, ", \\\n     ") .. "\n"
+  self:_figure(o.name, o.caption, table.concat(lines, "\n") .. "\n", body)
+  return self
+end
+
+--- Bar chart of named quantities (e.g. the importance of each input):
+--- o.labels (one per group of bars), o.series = {{label =, y = list, err =
+--- list (optional error bars)}, ...}, one bar per series in each group;
+--- o.xlabel, o.ylabel, o.logy (default false).
+function Report:bars(o)
+  check_name(o.name)
+  if type(o.labels) ~= "table" or type(o.series) ~= "table" or #o.series == 0 then
+    fail("bars: expected {labels = {...}, series = {{label =, y = {...}}, ...}}", 2)
+  end
+  local n = #o.labels
+  for k, s in ipairs(o.series) do
+    if type(s.y) ~= "table" or #s.y ~= n then fail("bars: series " .. k .. " needs " .. n .. " values (one per label)", 2) end
+  end
+  -- Every series gets a value and an error column (0 without error bars), so
+  -- one "errorbars" histogram style serves both cases.
+  local head = { "# label" }
+  for _, s in ipairs(o.series) do
+    local l = (s.label or "y"):gsub("%s", "_")
+    head[#head + 1] = l
+    head[#head + 1] = l .. "_err"
+  end
+  local lines = { table.concat(head, " ") }
+  for i = 1, n do
+    local row = { gp_string(o.labels[i]) }
+    for _, s in ipairs(o.series) do
+      row[#row + 1] = num(s.y[i])
+      row[#row + 1] = num(s.err and s.err[i] or 0)
+    end
+    lines[#lines + 1] = table.concat(row, " ")
+  end
+  local colours = { "'#6baed6'", "'#fd8d3c'", "'#74c476'", "'#9e9ac8'" }
+  local plots = {}
+  for k, s in ipairs(o.series) do
+    plots[k] = string.format("%s using %d:%d%s lc rgb %s title %s", k == 1 and ("'" .. o.name .. ".dat'") or "''",
+      2 * k, 2 * k + 1, k == 1 and ":xtic(1)" or "", colours[(k - 1) % #colours + 1], gp_string(s.label or ("series " .. k)))
+  end
+  local a = { xlabel = o.xlabel, ylabel = o.ylabel, title = o.title, logy = o.logy }
+  local body = axis_commands(a) .. [[
+
+set style data histograms
+set style histogram errorbars gap 1.5 lw 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set xtics rotate by -30 nomirror
+set key top right opaque
+]] .. "plot " .. table.concat(plots, ", \\\n     ") .. "\n"
   self:_figure(o.name, o.caption, table.concat(lines, "\n") .. "\n", body)
   return self
 end
