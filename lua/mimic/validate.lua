@@ -353,4 +353,63 @@ function validate.divergence(u, opts)
   return div, { max_abs = div:abs():max():item(), rms = math.sqrt(sq) }
 end
 
+-- --- generative models ------------------------------------------------------------------
+
+-- Mean squared error per sample of f(x) against x ([N, ...] -> [N]).
+local function per_sample_mse(f, x)
+  local r = mimic.no_grad(f, x)
+  if not mimic.is_tensor(r) or r:numel() ~= x:numel() then
+    error("mimic.validate.reconstruction: reconstruct(x) must return a tensor shaped like x", 3)
+  end
+  local d = (r:reshape(x:size(1), -1):double() - x:reshape(x:size(1), -1):double()):square()
+  return d:mean(2)
+end
+
+--- Did an autoencoder learn the data's structure, or just to copy any input?
+--- Reconstruction error of real samples x ([N, ...]) against samples of
+--- uniform noise over each feature's range in x (the same count, drawn from
+--- opts.generator or Generator(opts.seed or 0)). Returns {real, noise, ratio,
+--- real_p95, noise_p5}: mean errors, their ratio noise/real (well above 1 for
+--- a model that learned structure), and the 95th percentile of the real and
+--- the 5th of the noise errors (separated when real_p95 < noise_p5).
+function validate.reconstruction(reconstruct, x, opts)
+  opts = opts or {}
+  x = tensor(x, "x", 2)
+  if type(reconstruct) ~= "function" and not (getmetatable(reconstruct) or {}).__call then
+    error("mimic.validate.reconstruction: reconstruct must be callable (a function or a module)", 2)
+  end
+  local n = x:size(1)
+  local flat = x:reshape(n, -1)
+  local lo, hi = flat:min(1), flat:max(1)
+  local g = opts.generator or mimic.Generator(opts.seed or 0)
+  local u = g:uniform({n, flat:size(2)}, 0, 1, {dtype = x:dtype()})
+  local noise = (u * (hi - lo) + lo):reshape(x:size())
+  local er, en = per_sample_mse(reconstruct, x), per_sample_mse(reconstruct, noise)
+  local function pct(t, q) return t:sort()[math.max(1, math.ceil(q * t:numel()))] end
+  local real, nz = er:mean():item(), en:mean():item()
+  return { real = real, noise = nz, ratio = nz / real, real_p95 = pct(er, 0.95), noise_p5 = pct(en, 0.05) }
+end
+
+--- Conservation-law residuals of generated samples: residual(samples) must
+--- return one residual per sample (a tensor [N] or [N, k]); the result holds
+--- {n, mean_abs, rms, max_abs, p50, p95, p99} of |residual| over all values,
+--- and `worst`, the 1-based index of the sample with the largest one.
+function validate.residuals(samples, residual)
+  if type(residual) ~= "function" then
+    error("mimic.validate.residuals: residual must be a function(samples) -> tensor", 2)
+  end
+  local r = mimic.no_grad(residual, samples)
+  if not mimic.is_tensor(r) then
+    error("mimic.validate.residuals: residual(samples) must return a tensor, got " .. type(r), 2)
+  end
+  local a = r:double():abs()
+  if a:ne(a):double():sum():item() > 0 then error("mimic.validate.residuals: a residual is NaN", 2) end
+  local per = a:dim() >= 2 and a:reshape(a:size(1), -1):max(2) or a:reshape(-1)
+  local s = a:reshape(-1):sort()
+  local function pct(q) return s[math.max(1, math.ceil(q * s:numel()))] end
+  local _, worst = per:max(1)
+  return { n = per:numel(), mean_abs = a:mean():item(), rms = math.sqrt(a:square():mean():item()),
+    max_abs = s[s:numel()], p50 = pct(0.5), p95 = pct(0.95), p99 = pct(0.99), worst = worst:item() }
+end
+
 return validate

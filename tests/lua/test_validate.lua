@@ -285,4 +285,42 @@ function TestReport:test_errors()
   os.execute("rm -rf '" .. rep.dir .. "'")
 end
 
+TestGenerative = {}
+
+-- Samples on a line in 4-D; the projection onto that line reconstructs them
+-- exactly and noise badly, the identity reconstructs anything.
+local function line_data()
+  local g = mimic.Generator(3)
+  local t = g:uniform({ 400, 1 }, -1, 1, { dtype = "float64" })
+  local dir = mimic.tensor({ { 1, 2, 3, 4 } }, "float64")
+  return mimic.matmul(t, dir), dir, t
+end
+
+function TestGenerative:test_reconstruction_separates_structure_from_noise()
+  local x, dir = line_data()
+  local proj = function(z) return mimic.matmul(mimic.matmul(z, dir:t()) / 30, dir) end
+  local r = V.reconstruction(proj, x, { seed = 1 })
+  lu.assertTrue(r.real < 1e-20 and r.noise > 0.1)
+  lu.assertTrue(r.real_p95 < r.noise_p5)
+  local id = V.reconstruction(function(z) return z:clone() end, x)
+  lu.assertEquals(id.noise, 0) -- a copying model cannot tell noise from data
+  lu.assertEquals(V.reconstruction(proj, x, { seed = 1 }).noise, r.noise) -- seeded
+  raises("must be callable", V.reconstruction, 42, x)
+  raises("shaped like x", V.reconstruction, function(z) return z:sum(2) end, x)
+end
+
+function TestGenerative:test_residuals_find_the_violating_sample()
+  local x, _, t = line_data()
+  local law = function(s) return s:sum(2) - t:squeeze(2) * 10 end -- sum of features = 10 t
+  local bad = x:clone()
+  bad[{ 7, 2 }] = bad[{ 7, 2 }] + 0.5
+  local r = V.residuals(bad, law)
+  lu.assertEquals(r.worst, 7)
+  near(r.max_abs, 0.5, 1e-12, 0, "max_abs")
+  lu.assertEquals(r.n, 400)
+  lu.assertTrue(r.p99 < 1e-12)
+  raises("residual is NaN", V.residuals, x, function(s) return s:sum(2) / 0 * 0 end)
+  raises("must return a tensor", V.residuals, x, function() return 1 end)
+end
+
 os.exit(lu.LuaUnit.run())
