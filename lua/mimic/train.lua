@@ -65,6 +65,13 @@ local function check_pair(name, p)
   return n
 end
 
+-- A streaming source (mimic.data.loader or anything alike): it owns batching,
+-- shuffling and its position, which checkpoints save and resume restores.
+local function is_loader(d)
+  return type(d) == "table" and not mimic.is_tensor(d) and has_method(d, "batches") and has_method(d, "nbatches")
+    and has_method(d, "size") and has_method(d, "state") and has_method(d, "set_state")
+end
+
 local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
 -- tostring(0/0) is "-nan" or "nan" depending on the C library.
 local function nonfinite_name(v) return v ~= v and "NaN" or v > 0 and "+Inf" or "-Inf" end
@@ -173,11 +180,23 @@ local function configure(o)
   c.model, c.loss, c.opt, c.sched = o.model, o.loss, opt, o.scheduler
   if c.sched ~= nil and not has_method(c.sched, "step") then raise("scheduler must have a step(metric) method") end
 
-  if type(o.data) ~= "table" then raise("data must be a table {x = tensor, y = tensor}, got %s", type(o.data)) end
-  local n = check_pair("data", o.data)
-  c.x, c.y = o.data.x, o.data.y
+  if type(o.data) ~= "table" then
+    raise("data must be a table {x = tensor, y = tensor} or a loader (mimic.data.loader), got %s", type(o.data))
+  end
+  local n
+  if is_loader(o.data) then
+    for _, k in ipairs({ "batch", "shuffle", "val_fraction", "generator" }) do
+      if o[k] ~= nil then raise("%s belongs to the loader when data is a loader", k) end
+    end
+    c.loader, n = o.data, o.data:size()
+  else
+    n = check_pair("data", o.data)
+    c.x, c.y = o.data.x, o.data.y
+  end
   local val = util.val_option(raise, o)
-  if val ~= nil then
+  if val ~= nil and is_loader(val) then
+    c.vloader, c.vx = val, true -- c.vx: "there is validation data"
+  elseif val ~= nil then
     check_pair("val", val)
     c.vx, c.vy = val.x, val.y
   elseif o.val_fraction ~= nil then
@@ -194,12 +213,12 @@ local function configure(o)
     n = n - nv
   end
   c.n = n
-  c.nval = c.vx and c.vx:size(1) or 0
+  c.nval = c.vloader and c.vloader:size() or c.vx and c.vx:size(1) or 0
 
   c.epochs = check_int("epochs", o.epochs == nil and 10 or o.epochs, 0)
-  c.batch = math.min(check_int("batch", o.batch == nil and 32 or o.batch, 1), n)
+  c.batch = c.loader and c.loader.batch or math.min(check_int("batch", o.batch == nil and 32 or o.batch, 1), n)
   c.val_batch = check_int("val_batch", o.val_batch == nil and math.max(c.batch, 256) or o.val_batch, 1)
-  c.nb = (n + c.batch - 1) // c.batch
+  c.nb = c.loader and c.loader:nbatches() or (n + c.batch - 1) // c.batch
   if o.shuffle ~= nil and type(o.shuffle) ~= "boolean" then raise("shuffle must be a boolean") end
   c.shuffle = o.shuffle ~= false
   if o.generator ~= nil then
@@ -267,18 +286,28 @@ end
 local function evaluate(c, st)
   if has_method(c.model, "evaluate") then c.model:evaluate() end
   local sum = 0
+  local seen = 0
+  local function add(xb, yb)
+    local len = xb:size(1)
+    local v = c.loss(c.model(xb), yb):item()
+    if not finite(v) then
+      raise("validation loss is %s at epoch %d (validation samples %d-%d)", nonfinite_name(v), st.epoch, seen + 1,
+        seen + len)
+    end
+    sum, seen = sum + v * len, seen + len
+  end
   mimic.no_grad(function()
-    for s = 1, c.nval, c.val_batch do
-      local len = math.min(c.val_batch, c.nval - s + 1)
-      local v = c.loss(c.model(c.vx:narrow(1, s, len)), c.vy:narrow(1, s, len)):item()
-      if not finite(v) then
-        raise("validation loss is %s at epoch %d (validation samples %d-%d)", nonfinite_name(v), st.epoch, s, s + len - 1)
+    if c.vloader then
+      for b in c.vloader:batches() do add(b.x, b.y) end
+    else
+      for s = 1, c.nval, c.val_batch do
+        local len = math.min(c.val_batch, c.nval - s + 1)
+        add(c.vx:narrow(1, s, len), c.vy:narrow(1, s, len))
       end
-      sum = sum + v * len
     end
   end)
   if has_method(c.model, "train") then c.model:train() end
-  return sum / c.nval
+  return sum / seen
 end
 
 -- finished: nil for a checkpoint between epochs, else why the run ended
@@ -295,7 +324,8 @@ local function write_checkpoint(c, st, finished)
     rng = { generator = c.gen:state(), default = mimic.default_generator():state() },
     -- Checkpoints fall between epochs: the next batch is the first of the
     -- next epoch, whose permutation the restored generator draws.
-    sampler = { next_epoch = st.done + 1, next_batch = 1, samples = c.n, batch = c.batch, shuffle = c.shuffle },
+    sampler = { next_epoch = st.done + 1, next_batch = 1, samples = c.n, batch = c.batch, shuffle = c.shuffle,
+                loader = c.loader and c.loader:state() or nil, val_loader = c.vloader and c.vloader:state() or nil },
   }
   if c.es then
     ck.early_stopping = { best = st.best, best_epoch = st.best_epoch, bad_epochs = st.bad, weights = st.best_weights }
@@ -326,6 +356,8 @@ local function restore(c, st, ck)
   c.model:load_state_dict(ck.model)
   c.opt:load_state_dict(ck.optimizer)
   if c.sched then c.sched:load_state_dict(ck.scheduler) end
+  if c.loader then c.loader:set_state(s.loader) end
+  if c.vloader then c.vloader:set_state(s.val_loader) end
   c.gen:set_state(ck.rng.generator)
   mimic.default_generator():set_state(ck.rng.default)
   st.history = {}
@@ -366,18 +398,23 @@ local function train(o)
   while not stop_reason and epoch < c.epochs do
     epoch = epoch + 1
     st.epoch, st.epoch_t0, st.seen = epoch, mimic.clock(), 0
-    local perm = c.shuffle and c.gen:randperm(c.n) or nil
+    local perm = not c.loader and c.shuffle and c.gen:randperm(c.n) or nil
+    local next_loader_batch = c.loader and c.loader:batches()
     local sum = 0
     for b = 1, c.nb do
-      local s = (b - 1) * c.batch + 1
-      local len = math.min(c.batch, c.n - s + 1)
+      local s = st.seen + 1
       local xb, yb
-      if perm then
-        local idx = perm:narrow(1, s, len)
+      if c.loader then
+        local lb = next_loader_batch()
+        if not lb then break end -- a loader may yield fewer batches than announced (sharding remainders)
+        xb, yb = lb.x, lb.y
+      elseif perm then
+        local idx = perm:narrow(1, s, math.min(c.batch, c.n - s + 1))
         xb, yb = c.x:index_select(1, idx), c.y:index_select(1, idx)
       else
-        xb, yb = c.x:narrow(1, s, len), c.y:narrow(1, s, len)
+        xb, yb = c.x:narrow(1, s, math.min(c.batch, c.n - s + 1)), c.y:narrow(1, s, math.min(c.batch, c.n - s + 1))
       end
+      local len = xb:size(1)
       opt:zero_grad()
       local l = c.loss(model(xb), yb)
       local v = l:item()
@@ -395,10 +432,13 @@ local function train(o)
       progress:batch(st, b, c.nb, sum / st.seen)
     end
     local lr = opt.lr -- the rate this epoch used, before the schedule moves it
-    local h = { epoch = epoch, loss = sum / c.n, lr = type(lr) == "number" and lr or nil }
+    if c.loader then -- finish the loader's epoch so its state points at the next one
+      while next_loader_batch() do end
+    end
+    local h = { epoch = epoch, loss = sum / st.seen, lr = type(lr) == "number" and lr or nil }
     if c.vx then h.val_loss = evaluate(c, st) end
     h.seconds = mimic.clock() - st.epoch_t0
-    h.samples_per_s = c.n / math.max(h.seconds, 1e-9)
+    h.samples_per_s = st.seen / math.max(h.seconds, 1e-9)
     st.history[#st.history + 1] = h
     st.done, st.last_val = epoch, h.val_loss
     st.run_seconds, st.done_epochs = st.run_seconds + h.seconds, st.done_epochs + 1

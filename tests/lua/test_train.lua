@@ -382,7 +382,7 @@ function TestTrain.test_option_errors()
     return mimic.train(o)
   end
   raises("mimic.train: unknown option 'epoch' (options: batch, checkpoint,", t, { epoch = 3 })
-  raises("data must be a table {x = tensor, y = tensor}, got boolean", t, { data = false })
+  raises("data must be a table {x = tensor, y = tensor} or a loader (mimic.data.loader), got boolean", t, { data = false })
   raises("data.x has 20 samples but data.y has 19", t, { data = { x = x, y = y:narrow(1, 1, 19) } })
   raises("give either val or val_fraction, not both", t, { val = { x = x, y = y }, val_fraction = 0.1 })
   raises("val_fraction must be in (0, 1), got 1", t, { val_fraction = 1 })
@@ -511,6 +511,44 @@ function TestSaveLoad.test_isatty()
   lu.assertFalse(mimic.isatty(f))
   f:close()
   raises("file is closed", mimic.isatty, f)
+end
+
+-- Streaming: data = a mimic.data.loader over an HDF5 file. Two runs give the
+-- same weights, and a run resumed from its checkpoint ends where an
+-- uninterrupted one does, bit for bit (the loaders' positions are saved).
+function TestTrain:test_loader_data_and_resume()
+  local path = os.tmpname() .. ".h5"
+  local g = mimic.Generator(5)
+  local x = g:uniform({ 512, 2 }, -1, 1)
+  local y = (x:select(2, 1):sin() * x:select(2, 2)):unsqueeze(2)
+  local f = mimic.h5create(path)
+  f:write("x", x)
+  f:write("y", y)
+  f:close()
+  local function run(epochs, ckpt, resume)
+    local mk = function(split) return mimic.data.loader { file = path, batch = 32, seed = 3,
+      splits = { train = 0.75, val = 0.25 }, split = split } end
+    mimic.manual_seed(11)
+    local model = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 1))
+    local opt = mimic.optim.Adam(model, { lr = 1e-2 })
+    local h = mimic.train { model = model, loss = nn.MSELoss(), optimizer = opt, data = mk("train"),
+      val = mk("val"), epochs = epochs, verbose = false, checkpoint = ckpt, resume = resume }
+    return model:parameters()[1]:clone(), h
+  end
+  local w1, h1 = run(4)
+  local w2 = run(4)
+  lu.assertTrue(w1:eq(w2):double():mean():item() == 1)
+  lu.assertEquals(#h1, 4)
+  lu.assertTrue(h1[4].loss < h1[1].loss and h1[4].val_loss ~= nil)
+  local ck = os.tmpname() .. ".ckpt"
+  run(2, ck)
+  local w3, h3 = run(4, ck, true)
+  lu.assertTrue(w1:eq(w3):double():mean():item() == 1)
+  lu.assertEquals(h3[4].loss, h1[4].loss)
+  raises("batch belongs to the loader", mimic.train, { model = nn.Linear(2, 1), loss = nn.MSELoss(),
+    optimizer = mimic.optim.SGD(nn.Linear(2, 1), { lr = 0.1 }), data = mimic.data.loader { file = path }, batch = 8 })
+  os.remove(path)
+  os.remove(ck)
 end
 
 os.exit(lu.LuaUnit.run())
