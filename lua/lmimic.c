@@ -175,7 +175,7 @@ static int l_clock(lua_State *L)
 /* mimic.nn, mimic.optim, ... are pure-Lua modules (lua/mimic/<name>.lua),
  * loaded on first use so `require "mimic"` stays cheap and the C module has no
  * dependency on where the Lua files live: package.path finds them. */
-static const char *const submodules[] = {"nn", "optim", "train", "search", "validate", "report", "data", "diagnose", NULL};
+static const char *const submodules[] = {"nn", "optim", "train", "search", "validate", "report", "data", "diagnose", "modelfile", NULL};
 
 static int l_module_index(lua_State *L)
 {
@@ -217,6 +217,7 @@ int luaopen_mimic(lua_State *L)
     lmimic_open_validate(L, mod, methods);
     lmimic_open_data(L, mod, methods);
     lmimic_open_plan(L, mod, methods);
+    lmimic_open_modelfile(L, mod, methods);
     lmimic_open_spectra(L, mod, methods);
     lua_settop(L, mod);
     lua_newtable(L);

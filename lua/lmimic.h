@@ -116,6 +116,8 @@ void lmimic_open_validate(lua_State *L, int mod, int methods);
 void lmimic_open_data(lua_State *L, int mod, int methods);
 /* mimic.compile_layers and the Plan type: compiled inference (lua/lplan.c). */
 void lmimic_open_plan(lua_State *L, int mod, int methods);
+/* mimic.load_model, mimic._save_model / _load_model: model files (lua/lmodelfile.c). */
+void lmimic_open_modelfile(lua_State *L, int mod, int methods);
 /* mimic._spectra: spectra and divergence of periodic fields (lua/lspectra.c; links
  * libmimic_solvers, hence FFTW), for mimic.validate. */
 void lmimic_open_spectra(lua_State *L, int mod, int methods);

@@ -134,6 +134,16 @@ static int l_clamp_(lua_State *L)
     return lmimic_return_self(L, mimic_clamp_out(a, a, lo, hi));
 }
 
+/* leaky_relu(t [, slope = 0.01]) */
+static int l_leaky_relu(lua_State *L)
+{
+    mimic_tensor *a = lmimic_checktensor(L, 1);
+    double slope = luaL_optnumber(L, 2, 0.01);
+    mimic_tensor **box = NEWT(L);
+    RESULT(L, box, mimic_leaky_relu(a, slope));
+    return 1;
+}
+
 /* where(cond, a, b): a and b are tensors or numbers */
 static int l_where(lua_State *L)
 {
@@ -488,7 +498,7 @@ void lmimic_open_ops(lua_State *L, int mod, int methods)
     set_op(L, mod, methods, "argmin", l_argminmax, 0);
     set_op(L, mod, methods, "argmax", l_argminmax, 1);
     static const luaL_Reg both[] = {
-        {"clamp", l_clamp}, {"clamp_", l_clamp_}, {"where", l_where}, {"cumsum", l_cumsum},
+        {"clamp", l_clamp}, {"clamp_", l_clamp_}, {"leaky_relu", l_leaky_relu}, {"where", l_where}, {"cumsum", l_cumsum},
         {"matmul", l_matmul}, {"mm", l_matmul}, {"bmm", l_bmm}, {"dot", l_dot}, {"outer", l_outer},
         {"split", l_split}, {"chunk", l_chunk}, {"gather", l_gather}, {"index_select", l_index_select},
         {"masked_select", l_masked_select}, {"sort", l_sort}, {"argsort", l_argsort}, {"topk", l_topk},

@@ -52,12 +52,29 @@ static int l_flat_attach_grads(lua_State *L)
     return 0;
 }
 
+/* adam_update(p, g, m, v, vmax|nil, lr, beta1, beta2, eps, weight_decay, decoupled, step):
+ * mimic_adam_update, the fused step mimic.optim's Adam and AdamW call. */
+static int l_adam_update(lua_State *L)
+{
+    mimic_tensor *p = lmimic_checktensor(L, 1), *g = lmimic_checktensor(L, 2), *m = lmimic_checktensor(L, 3),
+                 *v = lmimic_checktensor(L, 4);
+    mimic_tensor *vmax = lua_isnoneornil(L, 5) ? NULL : lmimic_checktensor(L, 5);
+    double lr = luaL_checknumber(L, 6), b1 = luaL_checknumber(L, 7), b2 = luaL_checknumber(L, 8),
+           eps = luaL_checknumber(L, 9), wd = luaL_checknumber(L, 10);
+    bool decoupled = lua_toboolean(L, 11);
+    lua_Integer step = luaL_checkinteger(L, 12);
+    if (mimic_adam_update(p, g, m, v, vmax, lr, b1, b2, eps, wd, decoupled, (int64_t)step) != MIMIC_OK)
+        return lmimic_error(L);
+    return 0;
+}
+
 void lmimic_open_optim(lua_State *L, int mod, int methods)
 {
     (void)methods;
     static const luaL_Reg funcs[] = {
         {"flatten_parameters", l_flatten_parameters},
         {"flat_attach_grads", l_flat_attach_grads},
+        {"adam_update", l_adam_update},
         {NULL, NULL},
     };
     lua_pushvalue(L, mod);

@@ -46,8 +46,15 @@ static inline int mimic_dim_from_end(int d, int ndim) { return d - (ndim ? ndim 
 const char *mimic_ordinal(int i, char *buf, size_t size);
 #define MIMIC_ORDINAL(i) mimic_ordinal((i), (char[16]){0}, 16)
 
-/* Below this many elements, element-wise work stays on one thread. */
-#define MIMIC_PARALLEL_MIN 32768
+/* Below this many elements (1 MiB of float32), element-wise work stays on one
+ * thread. It was 32768; but a pass over 32k floats takes a few µs, and the
+ * ops of a training step at batch 256 (256x128 activations) then each paid a
+ * fork/join, and on a machine with more runnable jobs than cores the spinning
+ * OpenMP worker took the core the calling thread needed: a 2-thread epoch ran
+ * several times slower than a 1-thread one (tests/bench/bench_train.lua,
+ * docs/performance.md). Results do not depend on it (every threaded path
+ * gives the same bits as the serial one; tests/c check 1 vs 2 threads). */
+#define MIMIC_PARALLEL_MIN (1 << 18)
 
 /* Checks shared by ops; each returns MIMIC_OK or records an error naming fn. */
 int mimic_check_float(const char *fn, const mimic_tensor *t);

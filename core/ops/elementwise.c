@@ -174,6 +174,35 @@ KERNEL(clamp_f64)
     UN_LOOPS(double, double, CLAMP_EXPR)
 }
 
+/* x > 0 ? x : slope * x, slope in e->lo: PyTorch's leaky_relu, one pass
+ * instead of the compare + multiply + where it took when built from those
+ * ops (same values: the product is the same single rounding). NaN stays
+ * NaN (the comparison is false, NaN * slope is NaN). */
+#define LEAKY_EXPR x > 0 ? x : slope * x
+KERNEL(leaky_relu_f32)
+{
+    const float slope = (float)e->lo;
+    UN_LOOPS(float, float, LEAKY_EXPR)
+}
+KERNEL(leaky_relu_f64)
+{
+    const double slope = e->lo;
+    UN_LOOPS(double, double, LEAKY_EXPR)
+}
+
+/* The plain backward of leaky_relu in one pass: p[1] = x, p[2] = g. */
+#define LEAKY_BACK_EXPR x > 0 ? y : y * slope
+KERNEL(leaky_relu_back_f32)
+{
+    const float slope = (float)e->lo;
+    BIN_LOOPS(float, float, LEAKY_BACK_EXPR)
+}
+KERNEL(leaky_relu_back_f64)
+{
+    const double slope = e->lo;
+    BIN_LOOPS(double, double, LEAKY_BACK_EXPR)
+}
+
 /* where: p[1] is the bool condition, p[2] and p[3] the values. */
 #define WHERE_DEF(NAME, T)                                                            \
     KERNEL(NAME)                                                                      \
@@ -569,6 +598,19 @@ int mimic_clamp_out(mimic_tensor *out, const mimic_tensor *a, double lo, double 
     return rc ? rc : clamp_impl(&out, a, lo, hi);
 }
 
+static int leaky_relu_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin);
+
+mimic_tensor *mimic_leaky_relu(const mimic_tensor *a, double slope)
+{
+    if (mimic_check_float("leaky_relu", a))
+        return NULL;
+    ew_ctx e = {.k = a->dtype == MIMIC_F64 ? leaky_relu_f64 : leaky_relu_f32, .nin = 1, .rt = a->dtype,
+                .want = {a->dtype}, .lo = slope};
+    mimic_tensor *out = NULL;
+    ew_exec("leaky_relu", &e, &out, &a, a->ndim, a->shape);
+    return record(out, "leaky_relu", leaky_relu_backward, 1, &a, 0, 0, slope, 0);
+}
+
 static int where_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin);
 
 mimic_tensor *mimic_where(const mimic_tensor *cond, const mimic_tensor *a, const mimic_tensor *b)
@@ -675,6 +717,27 @@ static int clamp_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **g
     return E_set(gin, 0, E_where(E_cmp(MIMIC_LE, E_ref(x), E_num(n->darg[1], x->dtype)), inside, E_num(0, dt)));
 }
 
+/* g where x > 0, else slope * g (slope at 0, as PyTorch). */
+static int leaky_relu_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
+{
+    const mimic_tensor *x = n->in[0];
+    mimic_dtype dt = g->dtype;
+    if (!mimic_grad_enabled()) {
+        /* Plain backward: one fused pass instead of compare + multiply +
+         * where (the same values: g, or the one rounding of g * slope). */
+        mimic_dtype ct = promote(x, g);
+        ew_ctx e = {.k = ct == MIMIC_F64 ? leaky_relu_back_f64 : leaky_relu_back_f32, .nin = 2, .rt = ct,
+                    .want = {ct, ct}, .lo = n->darg[0]};
+        const mimic_tensor *in[2] = {x, g};
+        mimic_tensor *r = NULL;
+        ew_exec("leaky_relu", &e, &r, in, g->ndim, g->shape);
+        return E_set(gin, 0, r);
+    }
+    /* create_graph: built from differentiable ops, so the gradient has one. */
+    return E_set(gin, 0, E_where(E_cmp(MIMIC_GT, E_ref(x), E_num(0, x->dtype)), E_ref(g),
+                                 E_MUL(E_ref(g), E_num(n->darg[0], dt))));
+}
+
 static int where_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **gin)
 {
     const mimic_tensor *c = n->in[0];
@@ -690,5 +753,6 @@ static int where_backward(mimic_node *n, const mimic_tensor *g, mimic_tensor **g
 #define OPDEF_UN(E, NAME, EXPR) {#NAME, unary_backward},
 #define OPDEF_BIN(E, NAME, EXPR) {#NAME, binary_backward},
 const mimic_opdef mimic_ops_elementwise[] = {
-    UNOPS(OPDEF_UN) BINOPS(OPDEF_BIN){"clamp", clamp_backward}, {"where", where_backward}, {NULL, NULL},
+    UNOPS(OPDEF_UN) BINOPS(OPDEF_BIN){"clamp", clamp_backward}, {"leaky_relu", leaky_relu_backward},
+    {"where", where_backward}, {NULL, NULL},
 };

@@ -7,6 +7,7 @@
 #include "../autograd/graph.h"
 #include "mimic/optim.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -313,5 +314,69 @@ done:
         *flat_grads = fg;
     else
         mimic_tensor_free(fg);
+    return MIMIC_OK;
+}
+
+/* --- fused Adam --------------------------------------------------------------
+ * mimic.optim's Adam used to be ~12 tensor ops over the flat buffers per step
+ * (each a pass over memory plus a Lua call and an iterator set-up); this is
+ * the same arithmetic, element by element, in one pass. The constants are
+ * rounded to T once and every step is one rounding in T, in the order of the
+ * ops it replaces, so the results equal the old sequence's. */
+#define ADAM_LOOP(T, SQRT)                                                                         \
+    do {                                                                                           \
+        T *P = mimic_data(p), *M = mimic_data(m), *V = mimic_data(v);                              \
+        T *VM = vmax ? mimic_data(vmax) : NULL;                                                    \
+        const T *G = mimic_data(g);                                                                \
+        const T b1 = (T)beta1, c1 = (T)(1 - beta1), b2 = (T)beta2, c2 = (T)(1 - beta2);            \
+        const T wd = (T)weight_decay, keep = (T)(1 - lr * weight_decay), nss = (T)(-step_size);    \
+        const T b2s = (T)bias2_sqrt, ep = (T)eps;                                                  \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            T gi = G[i], pi = P[i];                                                                \
+            if (decoupled)                                                                         \
+                pi = pi * keep;                                                                    \
+            else if (weight_decay != 0)                                                            \
+                gi = pi * wd + gi;                                                                 \
+            T mi = M[i] * b1 + gi * c1;                                                            \
+            T vi = V[i] * b2 + (gi * c2) * gi;                                                     \
+            M[i] = mi;                                                                             \
+            V[i] = vi;                                                                             \
+            T vh = vi;                                                                             \
+            if (VM) {                                                                              \
+                T old = VM[i];                                                                     \
+                vh = ((old != old) | (old > vi)) ? old : vi; /* maximum_: NaN wins */              \
+                VM[i] = vh;                                                                        \
+            }                                                                                      \
+            T denom = SQRT(vh) / b2s + ep;                                                         \
+            P[i] = pi + (mi * nss) / denom;                                                        \
+        }                                                                                          \
+    } while (0)
+
+int mimic_adam_update(mimic_tensor *p, const mimic_tensor *g, mimic_tensor *m, mimic_tensor *v,
+                      mimic_tensor *vmax, double lr, double beta1, double beta2, double eps, double weight_decay,
+                      bool decoupled, int64_t step)
+{
+    const mimic_tensor *all[5] = {p, g, m, v, vmax};
+    int nt = vmax ? 5 : 4;
+    for (int k = 0; k < nt; k++)
+        if (!all[k])
+            return mimic_error(MIMIC_EARG, "adam_update: tensor %d is NULL", k + 1);
+    mimic_dtype dt = p->dtype;
+    if (dt != MIMIC_F32 && dt != MIMIC_F64)
+        return mimic_error(MIMIC_EDTYPE, "adam_update: parameters must be float32 or float64");
+    int64_t n = mimic_numel(p);
+    for (int k = 0; k < nt; k++)
+        if (all[k]->dtype != dt || mimic_numel(all[k]) != n || !mimic_is_contiguous(all[k]))
+            return mimic_error(MIMIC_EARG, "adam_update: tensor %d must be contiguous, of the parameters' dtype "
+                                           "and element count",
+                               k + 1);
+    if (step < 1)
+        return mimic_error(MIMIC_EARG, "adam_update: step must be >= 1");
+    double bias1 = 1 - pow(beta1, (double)step), bias2 = 1 - pow(beta2, (double)step);
+    double step_size = lr / bias1, bias2_sqrt = sqrt(bias2);
+    if (dt == MIMIC_F32)
+        ADAM_LOOP(float, sqrtf);
+    else
+        ADAM_LOOP(double, sqrt);
     return MIMIC_OK;
 }

@@ -386,6 +386,7 @@ end
 
 -- Compiles the (built-in) module tree into the C inference plan; see lua/mimic/plan.lua.
 function Module:compile(opts) return require("mimic.plan").compile(self, opts) end
+function Module:save(path, opts) return require("mimic.modelfile").save(self, path, opts) end -- docs/model-format.md
 
 function Module:train(mode)
   if mode == nil then mode = true end
@@ -636,9 +637,11 @@ function F.relu(x) return x:relu() end
 function F.tanh(x) return x:tanh() end
 function F.sigmoid(x) return x:sigmoid() end
 
--- x > 0 ? x : slope * x (gradient `slope` at 0, as PyTorch)
+-- x > 0 ? x : slope * x (gradient `slope` at 0, as PyTorch): one fused C op
+-- (core/ops/elementwise.c), with the same values as the where/compare/mul
+-- composition it replaces but one pass forward and one backward.
 function F.leaky_relu(x, slope)
-  return mimic.where(x:gt(0), x, x * (slope or 0.01))
+  return x:leaky_relu(slope or 0.01)
 end
 
 -- x > 0 ? x : alpha * (exp(x) - 1). exp sees min(x, 0), so the branch not

@@ -289,33 +289,24 @@ function optim.Adam(params, opts) return (adam(Adam, params, opts)) end
 -- optim.AdamW(params, {..., weight_decay=1e-2}): decoupled weight decay.
 function optim.AdamW(params, opts) return (adam(AdamW, params, opts)) end
 
--- The shared update; decoupled = AdamW.
-local function adam_update(self, decoupled)
-  local p, g, st = self.flat_params, self.flat_grads, self.state
-  local lr, b1, b2, wd = self.lr, self.betas[1], self.betas[2], self.weight_decay
+-- The shared update; decoupled = AdamW. One fused C pass over the flat
+-- buffers (mimic.adam_update, core/optim/flat.c): per element, the sequence
+--   p = (1 - lr wd) p (AdamW)  or  g = g + wd p (Adam, wd ~= 0)
+--   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g g;  vhat = amsgrad and max(vmax, v) or v
+--   p += -(lr / (1 - b1^step)) m / (sqrt(vhat) / sqrt(1 - b2^step) + eps)
+-- that used to be ~12 tensor ops (each a pass over memory and a Lua call).
+local adam_update = mimic.adam_update
+local function adam_update_step(self, decoupled)
+  local st = self.state
   st.step = st.step + 1
   local m, v = self:_state("exp_avg"), self:_state("exp_avg_sq")
-  local t = self:_buf("t")
-  if decoupled then
-    p:mul_(1 - lr * wd)
-  elseif wd ~= 0 then
-    g = self:_decayed(g, wd, "a")
-  end
-  -- m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g g
-  m:mul_(b1):add_(t:copy(g):mul_(1 - b1))
-  v:mul_(b2):add_(t:copy(g):mul_(1 - b2):mul_(g))
-  local step = st.step
-  local bias1, bias2 = 1 - b1 ^ step, 1 - b2 ^ step
-  local step_size, bias2_sqrt = lr / bias1, math.sqrt(bias2)
-  local vhat = v
-  if self.amsgrad then vhat = self:_state("max_exp_avg_sq"):maximum_(v) end
-  -- p += -step_size * m / (sqrt(vhat) / sqrt(bias2) + eps)
-  local denom = t:copy(vhat):sqrt_():div_(bias2_sqrt):add_(self.eps)
-  p:add_(self:_buf("a"):copy(m):mul_(-step_size):div_(denom))
+  local vmax = self.amsgrad and self:_state("max_exp_avg_sq") or nil
+  adam_update(self.flat_params, self.flat_grads, m, v, vmax, self.lr, self.betas[1], self.betas[2], self.eps,
+              self.weight_decay, decoupled, st.step)
 end
 
-function Adam:_update() adam_update(self, false) end
-function AdamW:_update() adam_update(self, true) end
+function Adam:_update() adam_update_step(self, false) end
+function AdamW:_update() adam_update_step(self, true) end
 
 -- RMSprop -----------------------------------------------------------------------------
 local RMSprop = class("RMSprop", { lr = 1e-2, alpha = 0.99, eps = 1e-8, weight_decay = 0, momentum = 0,

@@ -29,6 +29,9 @@ BINARY_CASE(minimum, MIMIC_MINIMUM, AWAY0(3, 4), T2(AWAY0(4, 3)))
 
 static void make_clamp(mimic_tensor **in) { in[0] = AWAY0(3, 4); }
 static mimic_tensor *call_clamp(mimic_tensor *const *in) { return mimic_clamp(in[0], -0.9, 0.8); }
+/* Inputs away from 0 (the kink), transposed: both slopes and a strided read. */
+static void make_leaky_relu(mimic_tensor **in) { in[0] = T2(AWAY0(4, 3)); }
+static mimic_tensor *call_leaky_relu(mimic_tensor *const *in) { return mimic_leaky_relu(in[0], 0.2); }
 static void make_where(mimic_tensor **in) { in[0] = AWAY0(3, 4), in[1] = AWAY0(4), in[2] = AWAY0(3, 1); }
 static mimic_tensor *call_where(mimic_tensor *const *in)
 {
@@ -44,6 +47,6 @@ static const gcase cases_elementwise[] = {
     CASE(neg), CASE(abs), CASE(exp), CASE(log), CASE(sqrt), CASE(tanh), CASE(sigmoid), CASE(relu),
     CASE(sin), CASE(cos), CASE(square), CASE(sign),
     CASE(add), CASE(sub), CASE(mul), CASE(div), CASE(pow), CASE(maximum), CASE(minimum),
-    CASE(clamp), CASE(where), {NULL, NULL, NULL},
+    CASE(clamp), CASE(leaky_relu), CASE(where), {NULL, NULL, NULL},
 };
 

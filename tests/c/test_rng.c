@@ -47,7 +47,7 @@ static mimic_tensor *draw(int threads, mimic_dtype dt, bool normal, bool transpo
     mimic_set_num_threads(threads);
     mimic_rng r;
     mimic_rng_init(&r, 7);
-    mimic_tensor *t = mimic_empty(2, (int64_t[]){300, 401}, dt);
+    mimic_tensor *t = mimic_empty(2, (int64_t[]){700, 401}, dt);
     mimic_tensor *v = transposed ? mimic_transpose(t, 0, 1) : t;
     if (normal)
         mimic_rng_normal(&r, v, 1, 2);
@@ -77,12 +77,12 @@ TEST(test_strided_fill_follows_row_major_order)
      * fill equals the transpose of a plain fill of the transposed shape. */
     mimic_rng r;
     mimic_rng_init(&r, 7);
-    mimic_tensor *plain = mimic_empty(2, (int64_t[]){401, 300}, MIMIC_F32);
+    mimic_tensor *plain = mimic_empty(2, (int64_t[]){401, 700}, MIMIC_F32);
     mimic_rng_uniform(&r, plain, -1, 1);
-    mimic_tensor *t = draw(2, MIMIC_F32, false, true); /* storage [300,401], filled through its transpose */
+    mimic_tensor *t = draw(2, MIMIC_F32, false, true); /* storage [700,401], filled through its transpose */
     int bad = 0;
     for (int64_t i = 0; i < 401; i++)
-        for (int64_t j = 0; j < 300; j++)
+        for (int64_t j = 0; j < 700; j++)
             bad += mimic_get(plain, (int64_t[]){i, j}) != mimic_get(t, (int64_t[]){j, i});
     CHECK(bad == 0);
     mimic_tensor_free(t);

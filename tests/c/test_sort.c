@@ -159,11 +159,12 @@ TEST(test_sort_int64_exact)
     mimic_tensor_free(t);
 }
 
-/* Long rows (many merge passes), a strided input, and enough rows to run on threads. */
+/* Long rows (many merge passes), a strided input, and enough rows to run on
+ * threads (>= MIMIC_PARALLEL_MIN elements). */
 TEST(test_sort_long_rows_strided)
 {
-    mimic_tensor *base = rand_t(2, (int64_t[]){1000, 70}, MIMIC_F32, 0);
-    mimic_tensor *t = mimic_transpose(base, 0, 1); /* [70,1000], rows strided */
+    mimic_tensor *base = rand_t(2, (int64_t[]){1000, 300}, MIMIC_F32, 0);
+    mimic_tensor *t = mimic_transpose(base, 0, 1); /* [300,1000], rows strided */
     for (int desc = 0; desc < 2; desc++) {
         mimic_tensor *ix, *v = mimic_sort(t, 1, desc, &ix);
         CHECK(shape_with(v, t, 1, 1000));
@@ -173,9 +174,9 @@ TEST(test_sort_long_rows_strided)
         mimic_tensor_free(ix);
     }
     mimic_tensor *v = mimic_sort(t, 0, false, NULL); /* without indices */
-    CHECK(shape_with(v, t, 0, 70));
+    CHECK(shape_with(v, t, 0, 300));
     if (v)
-        check_rows(t, 0, false, 70, v, NULL);
+        check_rows(t, 0, false, 300, v, NULL);
     mimic_tensor_free(v);
     mimic_tensor_free(t);
     mimic_tensor_free(base);

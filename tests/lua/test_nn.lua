@@ -822,4 +822,43 @@ function TestRegression.test_mlp_fits_sin_x1_times_x2()
   lu.assertTrue(elapsed < 30, string.format("training took %.1f s", elapsed))
 end
 
+-- F.leaky_relu is one fused op now: its values and gradients must be those of
+-- the composition it replaced, bit for bit (plain backward and create_graph).
+TestLeakyReLU = {}
+function TestLeakyReLU.test_matches_composition()
+  for _, dt in ipairs({ "float32", "float64" }) do
+    for _, slope in ipairs({ 0.2, 0.01, -0.5 }) do
+      local x0 = mimic.randn(5, 7, dt)
+      x0:narrow(1, 1, 1):narrow(2, 1, 1):fill(0) -- the kink: gradient `slope`, as PyTorch
+      local w = mimic.randn(5, 7, dt)
+      local x1, x2 = x0:clone():requires_grad_(), x0:clone():requires_grad_()
+      local y1 = F.leaky_relu(x1, slope)
+      local y2 = mimic.where(x2:gt(0), x2, x2 * slope)
+      lu.assertEquals(y1:totable(), y2:totable())
+      lu.assertEquals(y1:dtype(), dt)
+      ;(y1 * w):sum():backward()
+      ;(y2 * w):sum():backward()
+      lu.assertEquals(x1.grad:totable(), x2.grad:totable())
+      lu.assertEquals(x1.grad:reshape(-1):totable()[1], (w:reshape(-1):narrow(1, 1, 1) * slope):item())
+      -- create_graph: the gradient is itself differentiable (w.r.t. w here)
+      local wg = w:clone():requires_grad_()
+      local x3 = x0:clone():requires_grad_()
+      ;(F.leaky_relu(x3, slope) * wg):sum():backward({ create_graph = true })
+      lu.assertEquals(x3.grad:totable(), x2.grad:totable())
+      lu.assertTrue(x3.grad:requires_grad())
+      wg.grad = nil -- keep only the second backward's gradient
+      x3.grad:sum():backward()
+      local want = mimic.where(x0:gt(0), 1, slope):to(dt)
+      close(wg.grad, want, 1e-6, 0, "d/dw of sum(grad)")
+    end
+  end
+  -- the default slope and NaN propagation
+  local y = F.leaky_relu(T({ -1, 0 / 0, 2 })):totable()
+  lu.assertEquals(y[1], -0.01)
+  lu.assertTrue(y[2] ~= y[2])
+  lu.assertEquals(y[3], 2)
+  lu.assertEquals(nn.LeakyReLU(0.2)(T({ -1, 1 })):totable(), { -0.2, 1 })
+  raises("leaky_relu", function() F.leaky_relu(mimic.tensor({ 1, 2 }, "int64")) end)
+end
+
 os.exit(lu.LuaUnit.run())

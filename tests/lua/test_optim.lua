@@ -440,4 +440,64 @@ function TestTraining.test_with_nn_modules()
   lu.assertTrue(mimic.is_tensor(model:parameters()[1].grad))
 end
 
+-- The fused Adam step (mimic.adam_update) against the sequence of tensor ops
+-- it replaced, for Adam, Adam with L2 decay, AdamW and amsgrad, both dtypes.
+TestAdamFused = {}
+
+local function adam_by_ops(p, g, st, o, decoupled, step)
+  local lr, b1, b2, wd = o.lr, o.betas[1], o.betas[2], o.weight_decay
+  if decoupled then
+    p:mul_(1 - lr * wd)
+  elseif wd ~= 0 then
+    g = p:clone():mul_(wd):add_(g)
+  end
+  st.m:mul_(b1):add_(g:clone():mul_(1 - b1))
+  st.v:mul_(b2):add_(g:clone():mul_(1 - b2):mul_(g))
+  local step_size, bias2_sqrt = lr / (1 - b1 ^ step), math.sqrt(1 - b2 ^ step)
+  local vhat = st.v
+  if o.amsgrad then vhat = st.vmax:maximum_(st.v) end
+  local denom = vhat:clone():sqrt_():div_(bias2_sqrt):add_(o.eps)
+  p:add_(st.m:clone():mul_(-step_size):div_(denom))
+end
+
+function TestAdamFused.test_matches_op_sequence()
+  local cases = {
+    { cls = "Adam", opts = {} },
+    { cls = "Adam", opts = { weight_decay = 0.1, lr = 0.01 } },
+    { cls = "AdamW", opts = { weight_decay = 0.05, betas = { 0.8, 0.99 } } },
+    { cls = "Adam", opts = { amsgrad = true, eps = 1e-6 } },
+    { cls = "AdamW", opts = { amsgrad = true } },
+  }
+  for _, dt in ipairs({ "float32", "float64" }) do
+    for ci, c in ipairs(cases) do
+      local gen = mimic.Generator(100 + ci)
+      local w = gen:randn(37, dt):requires_grad_()
+      local opt = optim[c.cls]({ w }, c.opts)
+      local ref = w:detach():clone()
+      local n = ref:numel()
+      local st = { m = mimic.zeros(n, dt), v = mimic.zeros(n, dt), vmax = mimic.zeros(n, dt) }
+      for step = 1, 4 do
+        local g = gen:randn(37, dt)
+        opt:zero_grad()
+        w.grad:copy(g)
+        opt:step()
+        mimic.no_grad(adam_by_ops, ref, g, st, opt, c.cls == "AdamW", step)
+      end
+      local tol = dt == "float32" and 1e-6 or 1e-14
+      near(w:detach(), ref:totable(), tol, tol, string.format("%s %s case %d", c.cls, dt, ci))
+      near(opt.state.exp_avg, st.m:totable(), tol, 0, "exp_avg")
+      near(opt.state.exp_avg_sq, st.v:totable(), tol, 0, "exp_avg_sq")
+    end
+  end
+end
+
+function TestAdamFused.test_errors()
+  local a, b = mimic.zeros(4), mimic.zeros(5)
+  raises("element count", mimic.adam_update, a, b, a, a, nil, 1e-3, 0.9, 0.999, 1e-8, 0, false, 1)
+  raises("dtype", mimic.adam_update, a, mimic.zeros(4, "float64"), a, a, nil, 1e-3, 0.9, 0.999, 1e-8, 0, false, 1)
+  raises("contiguous", mimic.adam_update, mimic.zeros(8, 2):select(2, 1), mimic.zeros(8), mimic.zeros(8),
+    mimic.zeros(8), nil, 1e-3, 0.9, 0.999, 1e-8, 0, false, 1)
+  raises("step must be", mimic.adam_update, a, a, a, a, nil, 1e-3, 0.9, 0.999, 1e-8, 0, false, 0)
+end
+
 os.exit(lu.LuaUnit.run())

@@ -48,6 +48,8 @@ int mimic_compare_out(mimic_tensor *out, mimic_cmpop op, const mimic_tensor *a, 
 /* min(max(a, lo), hi); pass -INFINITY / INFINITY for a one-sided clamp. */
 mimic_tensor *mimic_clamp(const mimic_tensor *a, double lo, double hi);
 int mimic_clamp_out(mimic_tensor *out, const mimic_tensor *a, double lo, double hi);
+/* a > 0 ? a : slope * a (PyTorch's leaky_relu; gradient slope at 0). */
+mimic_tensor *mimic_leaky_relu(const mimic_tensor *a, double slope);
 /* cond ? a : b, all three broadcast together; cond is bool (or any type: != 0). */
 mimic_tensor *mimic_where(const mimic_tensor *cond, const mimic_tensor *a, const mimic_tensor *b);
 /* The broadcast shape of a and b into shape/ndim; MIMIC_ESHAPE naming `fn` if none. */

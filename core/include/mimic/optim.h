@@ -57,4 +57,17 @@ int mimic_flatten_parameters(mimic_tensor *const *params, int n, mimic_tensor **
  * zeros there. Parameters still linked cost a pointer comparison. */
 int mimic_flat_attach_grads(mimic_tensor *const *params, int n, mimic_tensor *flat_grads);
 
+/* One Adam/AdamW update over flat buffers, in place, in one pass (PyTorch's
+ * torch.optim rules; `step` is the count after this update, >= 1):
+ *   g' = g + wd p              (Adam, wd != 0)      p = (1 - lr wd) p (AdamW)
+ *   m = b1 m + (1 - b1) g'     v = b2 v + (1 - b2) g' g'
+ *   vmax = max(vmax, v)        (amsgrad: vmax non-NULL; v̂ = vmax, else v)
+ *   p += -(lr / (1 - b1^step)) m / (sqrt(v̂) / sqrt(1 - b2^step) + eps)
+ * p, g, m, v (and vmax) are contiguous, of one float dtype and one element
+ * count; each line is evaluated in the dtype, in the order written, with the
+ * coefficients rounded to it, as the equivalent sequence of tensor ops. */
+int mimic_adam_update(mimic_tensor *p, const mimic_tensor *g, mimic_tensor *m, mimic_tensor *v,
+                      mimic_tensor *vmax, double lr, double beta1, double beta2, double eps, double weight_decay,
+                      bool decoupled, int64_t step);
+
 #endif
