@@ -15,6 +15,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "mimic/model.h"
 #include "mimic/rng.h"
 #include "mimic/tensor.h"
 
@@ -89,6 +90,16 @@ mimic_dtype lmimic_optdtype(lua_State *L, int arg, mimic_dtype def);
 /* A 1-based element index i along a dim of `size`, negative from the end, as a
  * 0-based index; raises "fn: index i is out of range for dim d of size n". */
 int64_t lmimic_index(lua_State *L, const char *fn, lua_Integer i, int64_t size, int dim0);
+
+/* --- models (lua/lplan.c) ---------------------------------------------------- */
+/* Builds a model of nin inputs and dtype dt from the layer records at
+ * idx_records (the flat list plan.records makes in lua/mimic/plan.lua; see
+ * lua/lplan.c). Weights are converted to dt and copied. Pushes a box that owns
+ * the model (its __gc frees it) and returns the model; raises on a bad record,
+ * with messages that start with `what` ("compile", "save"). */
+mimic_model *lmimic_build_model(lua_State *L, int idx_records, lua_Integer nin, mimic_dtype dt, const char *what);
+/* Frees the model of the box at idx (pushed by lmimic_build_model) now. */
+void lmimic_free_model(lua_State *L, int idx);
 
 /* --- generators -------------------------------------------------------------- */
 mimic_rng *lmimic_checkgenerator(lua_State *L, int arg);

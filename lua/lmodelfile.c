@@ -2,7 +2,8 @@
  * lua/mimic/modelfile.lua (model:save, mimic.load_model).
  *
  *   mimic._save_model(path, records, nin, dtype, inputs, outputs, in_enc, out_enc, meta)
- *       records: the flat layer list of lua/lplan.c; inputs/outputs: lists of
+ *       records: the flat layer list of plan.records (lua/mimic/plan.lua), built
+ *       by lmimic_build_model (lua/lplan.c); inputs/outputs: lists of
  *       {name =, units =, size =}; in_enc/out_enc: encoder:state() tables or
  *       nil; meta: {key = string | number | integer}. Returns the hash.
  *   mimic._load_model(path) -> handle, contract, meta, hash, dtype
@@ -31,7 +32,6 @@ typedef struct hbox {
 typedef struct scratch {
     int n;
     void *p[SCRATCH_MAX];
-    mimic_model *m;
 } scratch;
 
 static int scratch_gc(lua_State *L)
@@ -40,8 +40,6 @@ static int scratch_gc(lua_State *L)
     for (int i = 0; i < s->n; i++)
         mimic_free(s->p[i]);
     s->n = 0;
-    mimic_model_free(s->m);
-    s->m = NULL;
     return 0;
 }
 
@@ -66,85 +64,12 @@ static int hbox_gc(lua_State *L)
     return 0;
 }
 
-/* A tensor field as `count` contiguous elements of dt, kept alive on the stack. */
-static const void *field_data(lua_State *L, int rec, int i, const char *name, mimic_dtype dt, int64_t count,
-                              bool optional)
-{
-    lua_getfield(L, rec, name);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        if (!optional)
-            luaL_error(L, "save: layer %d: '%s' is missing", i, name);
-        return NULL;
-    }
-    mimic_tensor *t = lmimic_totensor(L, -1);
-    if (!t)
-        luaL_error(L, "save: layer %d: '%s' must be a tensor", i, name);
-    if (mimic_numel(t) != count)
-        luaL_error(L, "save: layer %d: '%s' has %d elements, expected %d", i, name, (int)mimic_numel(t), (int)count);
-    mimic_tensor **slot = lmimic_newtensor(L);
-    *slot = mimic_to_dtype(t, dt);
-    lmimic_checkresult(L, slot);
-    lua_remove(L, -2);
-    return mimic_data(*slot);
-}
-
 static double num_field(lua_State *L, int rec, const char *name, double def)
 {
     lua_getfield(L, rec, name);
     double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
     lua_pop(L, 1);
     return v;
-}
-
-/* Builds the model from the record list (the same records lua/lplan.c takes;
- * duplicated because lplan.c exposes only the compiled plan, not the model). */
-static void build_model(lua_State *L, int recs, mimic_model *m)
-{
-    mimic_dtype dt = mimic_model_dtype(m);
-    lua_Integer n = luaL_len(L, recs);
-    for (lua_Integer i = 1; i <= n; i++) {
-        int top = lua_gettop(L);
-        lua_geti(L, recs, i);
-        int rec = lua_gettop(L);
-        luaL_checktype(L, rec, LUA_TTABLE);
-        lua_getfield(L, rec, "type");
-        const char *type = luaL_checkstring(L, -1);
-        int64_t w = mimic_model_nout(m);
-        int act = mimic_activation_parse(type), rc;
-        if (strcmp(type, "dense") == 0) {
-            lua_getfield(L, rec, "weight");
-            mimic_tensor *W = lmimic_totensor(L, -1);
-            if (!W || W->ndim != 2 || W->shape[1] != w)
-                luaL_error(L, "save: layer %d: dense weight must be [out, %d]", (int)i, (int)w);
-            int64_t out = W->shape[0];
-            const void *wp = field_data(L, rec, (int)i, "weight", dt, out * w, false);
-            const void *bp = field_data(L, rec, (int)i, "bias", dt, out, true);
-            rc = mimic_model_add_dense(m, out, wp, bp);
-        } else if (act >= 0) {
-            rc = mimic_model_add_activation(m, (mimic_activation)act, num_field(L, rec, "p0", 0), num_field(L, rec, "p1", 0));
-        } else if (strcmp(type, "layernorm") == 0) {
-            const void *g = field_data(L, rec, (int)i, "weight", dt, w, true);
-            const void *b = field_data(L, rec, (int)i, "bias", dt, w, true);
-            rc = mimic_model_add_layernorm(m, num_field(L, rec, "eps", 1e-5), g, b);
-        } else if (strcmp(type, "batchnorm1d") == 0) {
-            const void *mean = field_data(L, rec, (int)i, "mean", dt, w, false);
-            const void *var = field_data(L, rec, (int)i, "var", dt, w, false);
-            const void *g = field_data(L, rec, (int)i, "weight", dt, w, true);
-            const void *b = field_data(L, rec, (int)i, "bias", dt, w, true);
-            rc = mimic_model_add_batchnorm(m, num_field(L, rec, "eps", 1e-5), mean, var, g, b);
-        } else if (strcmp(type, "residual_begin") == 0) {
-            rc = mimic_model_begin_residual(m);
-        } else if (strcmp(type, "residual_end") == 0) {
-            rc = mimic_model_end_residual(m);
-        } else {
-            luaL_error(L, "save: layer %d: unknown layer type '%s'", (int)i, type);
-            return;
-        }
-        if (rc)
-            lmimic_error(L);
-        lua_settop(L, top);
-    }
 }
 
 static const char *str_field(lua_State *L, int t, const char *k, const char *def, const char *what, int i)
@@ -246,11 +171,9 @@ static int l_save_model(lua_State *L)
     lua_Integer nin = luaL_checkinteger(L, 3);
     mimic_dtype dt = lmimic_optdtype(L, 4, MIMIC_F32);
     scratch *s = lua_newuserdatauv(L, sizeof *s, 0);
-    s->n = 0, s->m = NULL;
+    s->n = 0;
     luaL_setmetatable(L, SCRATCH_META);
-    if (!(s->m = mimic_model_new(dt, nin)))
-        return lmimic_error(L);
-    build_model(L, 2, s->m);
+    mimic_model *m = lmimic_build_model(L, 2, nin, dt, "save");
     mimic_contract c;
     read_vars(L, s, 5, "inputs", (mimic_io_var **)&c.inputs, &c.ninputs);
     read_vars(L, s, 6, "outputs", (mimic_io_var **)&c.outputs, &c.noutputs);
@@ -288,10 +211,10 @@ static int l_save_model(lua_State *L)
         }
         meta.entries = me;
     }
-    if (mimic_model_save(path, s->m, &c, &ie, &oe, &meta))
+    if (mimic_model_save(path, m, &c, &ie, &oe, &meta))
         return lmimic_error(L);
     char h[72];
-    if (mimic_model_hash(s->m, &c, &ie, &oe, h))
+    if (mimic_model_hash(m, &c, &ie, &oe, h))
         return lmimic_error(L);
     lua_pushstring(L, h);
     return 1;

@@ -47,22 +47,22 @@ static mimic_plan *checkplan(lua_State *L)
 
 /* Field `name` of the record at index rec as a contiguous tensor of dtype dt
  * with `count` elements, pushed on the stack (kept alive there); NULL if the
- * field is nil and optional. */
-static const void *weight_field(lua_State *L, int rec, int i, const char *name, mimic_dtype dt, int64_t count,
-                                bool optional)
+ * field is nil and optional. Errors start with `what`. */
+static const void *weight_field(lua_State *L, const char *what, int rec, int i, const char *name, mimic_dtype dt,
+                                int64_t count, bool optional)
 {
     lua_getfield(L, rec, name);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         if (!optional)
-            luaL_error(L, "compile: layer %d: '%s' is missing", i, name);
+            luaL_error(L, "%s: layer %d: '%s' is missing", what, i, name);
         return NULL;
     }
     mimic_tensor *t = lmimic_totensor(L, -1);
     if (!t)
-        luaL_error(L, "compile: layer %d: '%s' must be a tensor", i, name);
+        luaL_error(L, "%s: layer %d: '%s' must be a tensor", what, i, name);
     if (mimic_numel(t) != count)
-        luaL_error(L, "compile: layer %d: '%s' has %d elements, expected %d", i, name, (int)mimic_numel(t),
+        luaL_error(L, "%s: layer %d: '%s' has %d elements, expected %d", what, i, name, (int)mimic_numel(t),
                    (int)count);
     mimic_tensor **slot = lmimic_newtensor(L);
     *slot = t->dtype == dt ? mimic_contiguous(t) : mimic_to_dtype(t, dt);
@@ -77,6 +77,69 @@ static double num_field(lua_State *L, int rec, const char *name, double def)
     double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
     lua_pop(L, 1);
     return v;
+}
+
+mimic_model *lmimic_build_model(lua_State *L, int idx_records, lua_Integer nin, mimic_dtype dt, const char *what)
+{
+    idx_records = lua_absindex(L, idx_records);
+    luaL_checktype(L, idx_records, LUA_TTABLE);
+    mbox *mb = lua_newuserdatauv(L, sizeof *mb, 0);
+    mb->m = NULL;
+    luaL_setmetatable(L, MODEL_META);
+    if (!(mb->m = mimic_model_new(dt, nin)))
+        lmimic_error(L);
+    mimic_model *m = mb->m;
+    lua_Integer n = luaL_len(L, idx_records);
+    for (lua_Integer i = 1; i <= n; i++) {
+        int top = lua_gettop(L);
+        lua_geti(L, idx_records, i);
+        int rec = lua_gettop(L);
+        luaL_checktype(L, rec, LUA_TTABLE);
+        lua_getfield(L, rec, "type");
+        const char *type = luaL_checkstring(L, -1);
+        int64_t w = mimic_model_nout(m);
+        int act = mimic_activation_parse(type), rc;
+        if (strcmp(type, "dense") == 0) {
+            lua_getfield(L, rec, "weight");
+            mimic_tensor *W = lmimic_totensor(L, -1);
+            if (!W || W->ndim != 2 || W->shape[1] != w)
+                luaL_error(L, "%s: layer %d: dense weight must be [out, %d]", what, (int)i, (int)w);
+            int64_t out = W->shape[0];
+            const void *wp = weight_field(L, what, rec, (int)i, "weight", dt, out * w, false);
+            const void *bp = weight_field(L, what, rec, (int)i, "bias", dt, out, true);
+            rc = mimic_model_add_dense(m, out, wp, bp);
+        } else if (act >= 0) {
+            rc = mimic_model_add_activation(m, (mimic_activation)act, num_field(L, rec, "p0", 0), num_field(L, rec, "p1", 0));
+        } else if (strcmp(type, "layernorm") == 0) {
+            const void *g = weight_field(L, what, rec, (int)i, "weight", dt, w, true);
+            const void *b = weight_field(L, what, rec, (int)i, "bias", dt, w, true);
+            rc = mimic_model_add_layernorm(m, num_field(L, rec, "eps", 1e-5), g, b);
+        } else if (strcmp(type, "batchnorm1d") == 0) {
+            const void *mean = weight_field(L, what, rec, (int)i, "mean", dt, w, false);
+            const void *var = weight_field(L, what, rec, (int)i, "var", dt, w, false);
+            const void *g = weight_field(L, what, rec, (int)i, "weight", dt, w, true);
+            const void *b = weight_field(L, what, rec, (int)i, "bias", dt, w, true);
+            rc = mimic_model_add_batchnorm(m, num_field(L, rec, "eps", 1e-5), mean, var, g, b);
+        } else if (strcmp(type, "residual_begin") == 0) {
+            rc = mimic_model_begin_residual(m);
+        } else if (strcmp(type, "residual_end") == 0) {
+            rc = mimic_model_end_residual(m);
+        } else {
+            luaL_error(L, "%s: layer %d: unknown layer type '%s'", what, (int)i, type);
+            return NULL;
+        }
+        if (rc)
+            lmimic_error(L);
+        lua_settop(L, top);
+    }
+    return m;
+}
+
+void lmimic_free_model(lua_State *L, int idx)
+{
+    mbox *b = luaL_checkudata(L, idx, MODEL_META);
+    mimic_model_free(b->m);
+    b->m = NULL;
 }
 
 static int l_compile_layers(lua_State *L)
@@ -96,55 +159,8 @@ static int l_compile_layers(lua_State *L)
         det = lua_toboolean(L, -1);
         lua_pop(L, 3);
     }
-    mbox *mb = lua_newuserdatauv(L, sizeof *mb, 0);
-    mb->m = NULL;
-    luaL_setmetatable(L, MODEL_META);
+    mimic_model *m = lmimic_build_model(L, 1, nin, dt, "compile");
     int mbi = lua_gettop(L);
-    if (!(mb->m = mimic_model_new(dt, nin)))
-        return lmimic_error(L);
-    mimic_model *m = mb->m;
-    lua_Integer n = luaL_len(L, 1);
-    for (lua_Integer i = 1; i <= n; i++) {
-        int top = lua_gettop(L);
-        lua_geti(L, 1, i);
-        int rec = lua_gettop(L);
-        luaL_checktype(L, rec, LUA_TTABLE);
-        lua_getfield(L, rec, "type");
-        const char *type = luaL_checkstring(L, -1);
-        int64_t w = mimic_model_nout(m);
-        int act = mimic_activation_parse(type), rc;
-        if (strcmp(type, "dense") == 0) {
-            lua_getfield(L, rec, "weight");
-            mimic_tensor *W = lmimic_totensor(L, -1);
-            if (!W || W->ndim != 2 || W->shape[1] != w)
-                return luaL_error(L, "compile: layer %d: dense weight must be [out, %d]", (int)i, (int)w);
-            int64_t out = W->shape[0];
-            const void *wp = weight_field(L, rec, (int)i, "weight", dt, out * w, false);
-            const void *bp = weight_field(L, rec, (int)i, "bias", dt, out, true);
-            rc = mimic_model_add_dense(m, out, wp, bp);
-        } else if (act >= 0) {
-            rc = mimic_model_add_activation(m, (mimic_activation)act, num_field(L, rec, "p0", 0), num_field(L, rec, "p1", 0));
-        } else if (strcmp(type, "layernorm") == 0) {
-            const void *g = weight_field(L, rec, (int)i, "weight", dt, w, true);
-            const void *b = weight_field(L, rec, (int)i, "bias", dt, w, true);
-            rc = mimic_model_add_layernorm(m, num_field(L, rec, "eps", 1e-5), g, b);
-        } else if (strcmp(type, "batchnorm1d") == 0) {
-            const void *mean = weight_field(L, rec, (int)i, "mean", dt, w, false);
-            const void *var = weight_field(L, rec, (int)i, "var", dt, w, false);
-            const void *g = weight_field(L, rec, (int)i, "weight", dt, w, true);
-            const void *b = weight_field(L, rec, (int)i, "bias", dt, w, true);
-            rc = mimic_model_add_batchnorm(m, num_field(L, rec, "eps", 1e-5), mean, var, g, b);
-        } else if (strcmp(type, "residual_begin") == 0) {
-            rc = mimic_model_begin_residual(m);
-        } else if (strcmp(type, "residual_end") == 0) {
-            rc = mimic_model_end_residual(m);
-        } else {
-            return luaL_error(L, "compile: layer %d: unknown layer type '%s'", (int)i, type);
-        }
-        if (rc)
-            return lmimic_error(L);
-        lua_settop(L, top);
-    }
     pbox *pb = lua_newuserdatauv(L, sizeof *pb, 0);
     pb->p = NULL;
     luaL_setmetatable(L, PLAN_META);
@@ -152,9 +168,7 @@ static int l_compile_layers(lua_State *L)
         return lmimic_error(L);
     if (mimic_plan_set_deterministic(pb->p, det))
         return lmimic_error(L);
-    mimic_model_free(mb->m); /* the plan copied what it needs */
-    mb->m = NULL;
-    (void)mbi;
+    lmimic_free_model(L, mbi); /* the plan copied what it needs */
     return 1;
 }
 

@@ -9,54 +9,11 @@
 --       M:bind(names [, "outputs"])  check a host's variable order against the contract
 --       M.contract, M.meta, M.hash, M.dtype, M.nin, M.nout
 local mimic = require "mimic"
+local plan = require "mimic.plan"
 
 local M = {}
 
 local function fail(msg) error(msg, 0) end
-
-local ACT = {
-  ReLU = "relu", Tanh = "tanh", Sigmoid = "sigmoid", GELU = "gelu", Identity = "identity",
-  LeakyReLU = "leaky_relu", ELU = "elu", Softplus = "softplus",
-}
-
--- The records of a built-in module tree: the same list lua/mimic/plan.lua
--- makes for model:compile (duplicated: plan.lua keeps its flatten local).
-local function flatten(m, out)
-  local t = m.__typename
-  if t == "Sequential" then
-    for _, e in ipairs(m:named_children()) do flatten(e[2], out) end
-  elseif t == "Residual" then
-    out[#out + 1] = { type = "residual_begin" }
-    flatten(m._modules["1"], out)
-    out[#out + 1] = { type = "residual_end" }
-  elseif t == "Linear" then
-    out[#out + 1] = { type = "dense", weight = m.weight, bias = m.bias }
-  elseif ACT[t] then
-    out[#out + 1] = { type = ACT[t], p0 = m.negative_slope or m.alpha or m.beta, p1 = m.threshold }
-  elseif t == "Dropout" then
-    -- the identity at inference
-  elseif t == "LayerNorm" then
-    if #m.normalized_shape ~= 1 then fail("save: LayerNorm over several dims has no file form (rows of features)") end
-    out[#out + 1] = { type = "layernorm", eps = m.eps, weight = m.weight, bias = m.bias }
-  elseif t == "BatchNorm1d" then
-    if not m.track_running_stats then fail("save: BatchNorm1d without running statistics has no evaluation form") end
-    out[#out + 1] = { type = "batchnorm1d", eps = m.eps, mean = m.running_mean, var = m.running_var,
-      weight = m.weight, bias = m.bias }
-  else
-    fail(string.format("save: nn.%s has no file form (Sequential, Residual, Linear, activations, LayerNorm, "
-      .. "BatchNorm1d, Dropout)", tostring(t)))
-  end
-  return out
-end
-
-local function input_width(m)
-  for _, e in ipairs(m:named_modules()) do
-    local c = e[2]
-    if c.__typename == "Linear" then return c.in_features end
-    if c.__typename == "LayerNorm" then return c.normalized_shape[1] end
-    if c.__typename == "BatchNorm1d" then return c.num_features end
-  end
-end
 
 local OPTS = { inputs = true, outputs = true, encoders = true, meta = true, dtype = true, nin = true }
 
@@ -77,7 +34,7 @@ function M.save(model, path, o)
   if not o.inputs or not o.outputs then
     fail("model:save: the contract is required: inputs = {{name =, units =, size =}, ...}, outputs = {...}")
   end
-  local nin = o.nin or input_width(model)
+  local nin = o.nin or plan.input_width(model)
   if not nin then fail("model:save: cannot tell the input width; give nin =") end
   local dtype = o.dtype
   if not dtype then
@@ -91,7 +48,7 @@ function M.save(model, path, o)
   local meta = {}
   for k, v in pairs(o.meta or {}) do meta[k] = v end
   return mimic.no_grad(function()
-    return mimic._save_model(path, flatten(model, {}), nin, dtype, o.inputs, o.outputs,
+    return mimic._save_model(path, plan.records(model, "save"), nin, dtype, o.inputs, o.outputs,
       enc_state(enc.input, "input"), enc_state(enc.output, "output"), meta)
   end)
 end

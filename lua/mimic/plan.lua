@@ -3,6 +3,8 @@
 --
 --   model:compile([{dtype =, chunk =, deterministic =, nin =}]) -> Plan
 --   plan:forward(x)   x [n, nin] (or [nin]) -> [n, nout], no autograd, no Lua per layer
+--   plan.records(model [, verb])  the flat layer records (also what model:save writes)
+--   plan.input_width(model)       the input width, or nil
 --
 -- Compiled layers: Sequential, Residual, Linear, ReLU, LeakyReLU, ELU, GELU,
 -- Tanh, Sigmoid, Softplus, Identity, LayerNorm (one normalized dim),
@@ -28,16 +30,17 @@ local ACT = {
 
 local function fail(msg) error(msg, 0) end
 
--- Appends m's records to out; path names m in the tree for messages.
-local function flatten(m, path, out)
+-- Appends m's records to out; path names m in the tree for messages, which
+-- start with verb ("compile", "save").
+local function flatten(m, path, out, verb)
   local t = m.__typename
   local where = path == "" and "" or " (at '" .. path .. "')"
   local function child_path(name) return path == "" and name or path .. "." .. name end
   if t == "Sequential" then
-    for _, e in ipairs(m:named_children()) do flatten(e[2], child_path(e[1]), out) end
+    for _, e in ipairs(m:named_children()) do flatten(e[2], child_path(e[1]), out, verb) end
   elseif t == "Residual" then
     out[#out + 1] = { type = "residual_begin" }
-    flatten(m._modules["1"], child_path("1"), out)
+    flatten(m._modules["1"], child_path("1"), out, verb)
     out[#out + 1] = { type = "residual_end" }
   elseif t == "Linear" then
     out[#out + 1] = { type = "dense", weight = m.weight, bias = m.bias }
@@ -47,26 +50,34 @@ local function flatten(m, path, out)
     -- the identity at inference: no record
   elseif t == "LayerNorm" then
     if #m.normalized_shape ~= 1 then
-      fail(string.format("compile: %s%s normalizes over %d dims; compiled plans take one (rows of features)",
-        tostring(m), where, #m.normalized_shape))
+      fail(string.format("%s: %s%s normalizes over %d dims; %s take one (rows of features)",
+        verb, tostring(m), where, #m.normalized_shape, verb == "save" and "model files" or "compiled plans"))
     end
     out[#out + 1] = { type = "layernorm", eps = m.eps, weight = m.weight, bias = m.bias }
   elseif t == "BatchNorm1d" then
     if not m.track_running_stats then
-      fail(string.format("compile: %s%s has no running statistics (track_running_stats=false), so it has no "
-        .. "evaluation form to compile", tostring(m), where))
+      fail(string.format("%s: %s%s has no running statistics (track_running_stats=false), so it has no "
+        .. "evaluation form to %s", verb, tostring(m), where, verb))
     end
     out[#out + 1] = { type = "batchnorm1d", eps = m.eps, mean = m.running_mean, var = m.running_var,
       weight = m.weight, bias = m.bias }
   else
-    fail(string.format("compile: nn.%s%s has no compiled form (compiled: Sequential, Residual, Linear, "
-      .. "activations, LayerNorm, BatchNorm1d, Dropout)", tostring(t), where))
+    fail(string.format("%s: nn.%s%s has no %s form (%s: Sequential, Residual, Linear, "
+      .. "activations, LayerNorm, BatchNorm1d, Dropout)", verb, tostring(t), where,
+      verb == "save" and "file" or "compiled", verb == "save" and "saved" or "compiled"))
   end
   return out
 end
 
--- The input width: from the first layer that has one.
-local function input_width(m)
+-- The flat layer records of a built-in module tree (the list that
+-- mimic.compile_layers and mimic._save_model take; lua/lplan.c). verb
+-- ("compile" by default, "save") starts the error messages.
+function plan.records(model, verb)
+  return flatten(model, "", {}, verb or "compile")
+end
+
+-- The input width: from the first layer that has one (nil if none has).
+function plan.input_width(m)
   for _, e in ipairs(m:named_modules()) do
     local c = e[2]
     if c.__typename == "Linear" then return c.in_features end
@@ -90,7 +101,7 @@ function plan.compile(model, opts)
   opts = opts or {}
   check_opts(opts)
   model:check_builtin("a compiled inference plan (model:compile)")
-  local nin = opts.nin or input_width(model)
+  local nin = opts.nin or plan.input_width(model)
   if not nin then
     fail("compile: cannot tell the input width (no Linear, LayerNorm or BatchNorm1d); give {nin = ...}")
   end
@@ -100,7 +111,7 @@ function plan.compile(model, opts)
     dtype = ps[1] and ps[1]:dtype() or "float32"
   end
   local p = mimic.no_grad(function()
-    local records = flatten(model, "", {})
+    local records = plan.records(model, "compile")
     return mimic.compile_layers(records, nin, { dtype = dtype, chunk = opts.chunk, deterministic = opts.deterministic })
   end)
   rawset(model, "_compiled", p)
