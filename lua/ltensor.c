@@ -33,21 +33,39 @@ mimic_tensor **lmimic_newtensor(lua_State *L)
  * boxes.) Views of a live tensor share its storage and are not counted,
  * except results of recorded ops: their storage is also referenced by the
  * graph, so a fresh one cannot be told from a view and is counted
- * (over-counting only makes collection a little more eager). The count is
- * per thread: a state runs on one thread at a time. */
+ * (over-counting only makes collection a little more eager). The count
+ * belongs to the Lua state (a userdata in its registry), not to C. */
+static const char gc_pending_key = 0;
+
+static size_t *gc_pending(lua_State *L)
+{
+    size_t *p;
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &gc_pending_key) == LUA_TUSERDATA) {
+        p = lua_touserdata(L, -1);
+    } else {
+        lua_pop(L, 1);
+        p = lua_newuserdatauv(L, sizeof *p, 0); /* kept alive by the registry */
+        *p = 0;
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &gc_pending_key);
+    }
+    lua_pop(L, 1);
+    return p;
+}
+
 static void gc_account(lua_State *L, const mimic_tensor *t)
 {
-    static _Thread_local size_t pending;
     const mimic_storage *s = t->storage;
     if (!s->owned || (s->refcount != 1 && mimic_is_leaf(t)))
         return;
-    pending += s->nbytes + sizeof *t + sizeof *s;
-    if (pending < (size_t)32 << 20)
+    size_t *pending = gc_pending(L);
+    *pending += s->nbytes + sizeof *t + sizeof *s;
+    if (*pending < (size_t)32 << 20)
         return;
     size_t heap = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
-    if (pending < 2 * heap)
+    if (*pending < 2 * heap)
         return;
-    pending = 0;
+    *pending = 0;
     if (lua_gc(L, LUA_GCISRUNNING)) /* respect collectgarbage("stop") */
         lua_gc(L, LUA_GCCOLLECT);
 }
