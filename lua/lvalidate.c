@@ -47,6 +47,24 @@ static void push_list(lua_State *L, const double *d, int64_t n)
     }
 }
 
+/* As push_list, for counts: Lua sees them as integers, not floats. */
+static void push_int_list(lua_State *L, const int64_t *d, int64_t n)
+{
+    lua_createtable(L, (int)n, 0);
+    for (int64_t i = 0; i < n; i++) {
+        lua_pushinteger(L, (lua_Integer)d[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+/* Field k of the table on top := the list d[0..n-1]; most results are
+ * tables of such lists. */
+static void setlist(lua_State *L, const char *k, const double *d, int64_t n)
+{
+    push_list(L, d, n);
+    lua_setfield(L, -2, k);
+}
+
 static void setnum(lua_State *L, const char *k, double v)
 {
     lua_pushnumber(L, v);
@@ -106,14 +124,9 @@ static int l_binned_quantiles(lua_State *L)
     if (mimic_val_binned_quantiles(v, c, nb, e, nq, q, count, mean, qu) != MIMIC_OK)
         return lmimic_error(L);
     lua_createtable(L, 0, 3);
-    lua_createtable(L, nb, 0);
-    for (int b = 0; b < nb; b++) {
-        lua_pushinteger(L, (lua_Integer)count[b]);
-        lua_rawseti(L, -2, b + 1);
-    }
+    push_int_list(L, count, nb);
     lua_setfield(L, -2, "count");
-    push_list(L, mean, nb);
-    lua_setfield(L, -2, "mean");
+    setlist(L, "mean", mean, nb);
     lua_createtable(L, nq, 0);
     for (int j = 0; j < nq; j++) {
         lua_createtable(L, nb, 0);
@@ -276,11 +289,7 @@ static int l_confusion(lua_State *L)
         return lmimic_error(L);
     lua_createtable(L, (int)k, 0);
     for (lua_Integer i = 0; i < k; i++) {
-        lua_createtable(L, (int)k, 0);
-        for (lua_Integer j = 0; j < k; j++) {
-            lua_pushinteger(L, (lua_Integer)cm[i * k + j]);
-            lua_rawseti(L, -2, j + 1);
-        }
+        push_int_list(L, cm + i * k, k);
         lua_rawseti(L, -2, i + 1);
     }
     return 1;
@@ -319,12 +328,9 @@ static int l_class_scores(lua_State *L)
     setnum(L, "macro_precision", o.macro_precision);
     setnum(L, "macro_recall", o.macro_recall);
     setnum(L, "macro_f1", o.macro_f1);
-    push_list(L, pr, k);
-    lua_setfield(L, -2, "precision");
-    push_list(L, rc, k);
-    lua_setfield(L, -2, "recall");
-    push_list(L, f1, k);
-    lua_setfield(L, -2, "f1");
+    setlist(L, "precision", pr, k);
+    setlist(L, "recall", rc, k);
+    setlist(L, "f1", f1, k);
     return 1;
 }
 
@@ -358,12 +364,9 @@ static int l_roc(lua_State *L)
         return lmimic_error(L);
     lua_createtable(L, 0, 4);
     setnum(L, "auc", auc);
-    push_list(L, b->f, m);
-    lua_setfield(L, -2, "fpr");
-    push_list(L, b->t, m);
-    lua_setfield(L, -2, "tpr");
-    push_list(L, b->h, m);
-    lua_setfield(L, -2, "threshold");
+    setlist(L, "fpr", b->f, m);
+    setlist(L, "tpr", b->t, m);
+    setlist(L, "threshold", b->h, m);
     return 1;
 }
 
@@ -378,16 +381,10 @@ static int l_calibration(lua_State *L)
     if (mimic_val_calibration(p, l, (int)nb, count, mp, fp, &ece) != MIMIC_OK)
         return lmimic_error(L);
     lua_createtable(L, 0, 4);
-    lua_createtable(L, (int)nb, 0);
-    for (lua_Integer b = 0; b < nb; b++) {
-        lua_pushinteger(L, (lua_Integer)count[b]);
-        lua_rawseti(L, -2, b + 1);
-    }
+    push_int_list(L, count, nb);
     lua_setfield(L, -2, "count");
-    push_list(L, mp, nb);
-    lua_setfield(L, -2, "mean_prob");
-    push_list(L, fp, nb);
-    lua_setfield(L, -2, "frac_pos");
+    setlist(L, "mean_prob", mp, nb);
+    setlist(L, "frac_pos", fp, nb);
     setnum(L, "ece", ece);
     return 1;
 }

@@ -66,6 +66,20 @@ static int load(const char *fn, const char *name, const mimic_tensor *t, vec *v)
     return MIMIC_OK;
 }
 
+/* Load a then b; if b fails, a is freed too, so on error neither needs freeing. */
+static int load_pair(const char *fn, const char *na, const mimic_tensor *a, vec *va, const char *nb,
+                     const mimic_tensor *b, vec *vb)
+{
+    int rc = load(fn, na, a, va);
+    if (rc)
+        return rc;
+    if ((rc = load(fn, nb, b, vb))) {
+        vec_free(va);
+        return rc;
+    }
+    return MIMIC_OK;
+}
+
 static int check_edges(const char *fn, const char *name, int nbins, const double *edges)
 {
     if (nbins < 1 || !edges)
@@ -190,13 +204,9 @@ int mimic_val_regression(const mimic_tensor *pred, const mimic_tensor *ref, doub
         }
     }
     vec p, r;
-    int rc = load(fn, "pred", pred, &p);
+    int rc = load_pair(fn, "pred", pred, &p, "ref", ref, &r);
     if (rc)
         return rc;
-    if ((rc = load(fn, "ref", ref, &r))) {
-        vec_free(&p);
-        return rc;
-    }
     int64_t n = r.rows, C = r.cols;
     if (n < 1) {
         vec_free(&p);
@@ -263,12 +273,8 @@ int mimic_val_binned_quantiles(const mimic_tensor *value, const mimic_tensor *co
         if (!(q[j] >= 0 && q[j] <= 1))
             return mimic_error(MIMIC_EARG, "%s: quantile %d is %g, expected a probability in [0, 1]", fn, j, q[j]);
     vec v, c;
-    if ((rc = load(fn, "value", value, &v)))
+    if ((rc = load_pair(fn, "value", value, &v, "coord", coord, &c)))
         return rc;
-    if ((rc = load(fn, "coord", coord, &c))) {
-        vec_free(&v);
-        return rc;
-    }
     int64_t share; /* value elements per coordinate */
     if (c.n == v.n)
         share = 1;
@@ -359,12 +365,8 @@ int mimic_val_histogram2d(const mimic_tensor *x, const mimic_tensor *y, int nx, 
     if (!counts)
         return mimic_error(MIMIC_EARG, "%s: counts is NULL", fn);
     vec a, b;
-    if ((rc = load(fn, "x", x, &a)))
+    if ((rc = load_pair(fn, "x", x, &a, "y", y, &b)))
         return rc;
-    if ((rc = load(fn, "y", y, &b))) {
-        vec_free(&a);
-        return rc;
-    }
     if (a.n != b.n) {
         rc = mimic_error(MIMIC_ESHAPE, "%s: x has %lld elements, y %lld; they must pair up", fn, (long long)a.n,
                          (long long)b.n);
@@ -438,17 +440,28 @@ static int check_counts(const char *fn, const char *name, int64_t n, const doubl
     return MIMIC_OK;
 }
 
+/* The checks shared by the two-histogram comparisons: at least one bin,
+ * valid counts in both, and neither empty (the metrics divide by totals). */
+static int check_hist_pair(const char *fn, int n, const char *na, const double *a, double *ta, const char *nb,
+                           const double *b, double *tb)
+{
+    int rc;
+    if (n < 1)
+        return mimic_error(MIMIC_EARG, "%s: needs at least one bin (n %d)", fn, n);
+    if ((rc = check_counts(fn, na, n, a, ta)) || (rc = check_counts(fn, nb, n, b, tb)))
+        return rc;
+    if (*ta == 0 || *tb == 0)
+        return mimic_error(MIMIC_EVALUE, "%s: histogram %s is empty (total count 0)", fn, *ta == 0 ? na : nb);
+    return MIMIC_OK;
+}
+
 int mimic_val_chi2(int n, const double *a, const double *b, double *chi2, int *dof, double *p)
 {
     static const char fn[] = "validate_chi2";
     double na, nb;
-    int rc;
-    if (n < 1)
-        return mimic_error(MIMIC_EARG, "%s: needs at least one bin (n %d)", fn, n);
-    if ((rc = check_counts(fn, "a", n, a, &na)) || (rc = check_counts(fn, "b", n, b, &nb)))
+    int rc = check_hist_pair(fn, n, "a", a, &na, "b", b, &nb);
+    if (rc)
         return rc;
-    if (na == 0 || nb == 0)
-        return mimic_error(MIMIC_EVALUE, "%s: histogram %s is empty (total count 0)", fn, na == 0 ? "a" : "b");
     double s = 0;
     int used = 0;
     for (int i = 0; i < n; i++) {
@@ -508,27 +521,44 @@ static int load_sorted(const char *fn, const char *name, const mimic_tensor *t, 
     return MIMIC_OK;
 }
 
+/* The two samples a, b of a two-sample test, each sorted; as load_pair,
+ * on error neither needs freeing. */
+static int load_sorted_pair(const char *fn, const mimic_tensor *a, vec *x, const mimic_tensor *b, vec *y)
+{
+    int rc = load_sorted(fn, "a", a, x);
+    if (rc)
+        return rc;
+    if ((rc = load_sorted(fn, "b", b, y))) {
+        vec_free(x);
+        return rc;
+    }
+    return MIMIC_OK;
+}
+
+/* The index past the run of copies of v starting at i in sorted x: both
+ * ECDF walks step over ties in one go. */
+static int64_t skip_ties(const vec *x, int64_t i, double v)
+{
+    while (i < x->n && x->data[i] == v)
+        i++;
+    return i;
+}
+
 int mimic_val_ks(const mimic_tensor *a, const mimic_tensor *b, double *d, double *p)
 {
     static const char fn[] = "validate_ks";
     vec x, y;
-    int rc = load_sorted(fn, "a", a, &x);
+    int rc = load_sorted_pair(fn, a, &x, b, &y);
     if (rc)
         return rc;
-    if ((rc = load_sorted(fn, "b", b, &y))) {
-        vec_free(&x);
-        return rc;
-    }
     /* Walk both sorted samples; after consuming all copies of the smaller
      * value the ECDFs are compared (ties cross together, as in SciPy). */
     int64_t i = 0, j = 0;
     double dmax = 0;
     while (i < x.n && j < y.n) {
         double v = fmin(x.data[i], y.data[j]);
-        while (i < x.n && x.data[i] == v)
-            i++;
-        while (j < y.n && y.data[j] == v)
-            j++;
+        i = skip_ties(&x, i, v);
+        j = skip_ties(&y, j, v);
         double diff = fabs((double)i / (double)x.n - (double)j / (double)y.n);
         if (diff > dmax)
             dmax = diff;
@@ -547,13 +577,9 @@ int mimic_val_wasserstein(const mimic_tensor *a, const mimic_tensor *b, double *
 {
     static const char fn[] = "validate_wasserstein";
     vec x, y;
-    int rc = load_sorted(fn, "a", a, &x);
+    int rc = load_sorted_pair(fn, a, &x, b, &y);
     if (rc)
         return rc;
-    if ((rc = load_sorted(fn, "b", b, &y))) {
-        vec_free(&x);
-        return rc;
-    }
     /* Integrate |F_a - F_b| over the merged breakpoints. */
     int64_t i = 0, j = 0;
     double s = 0, prev = fmin(x.data[0], y.data[0]);
@@ -561,10 +587,8 @@ int mimic_val_wasserstein(const mimic_tensor *a, const mimic_tensor *b, double *
         double v = j >= y.n || (i < x.n && x.data[i] <= y.data[j]) ? x.data[i] : y.data[j];
         s += fabs((double)i / (double)x.n - (double)j / (double)y.n) * (v - prev);
         prev = v;
-        while (i < x.n && x.data[i] == v)
-            i++;
-        while (j < y.n && y.data[j] == v)
-            j++;
+        i = skip_ties(&x, i, v);
+        j = skip_ties(&y, j, v);
     }
     if (w)
         *w = s;
@@ -577,13 +601,9 @@ int mimic_val_js(int n, const double *p, const double *q, double *js)
 {
     static const char fn[] = "validate_js";
     double np_, nq_;
-    int rc;
-    if (n < 1)
-        return mimic_error(MIMIC_EARG, "%s: needs at least one bin (n %d)", fn, n);
-    if ((rc = check_counts(fn, "p", n, p, &np_)) || (rc = check_counts(fn, "q", n, q, &nq_)))
+    int rc = check_hist_pair(fn, n, "p", p, &np_, "q", q, &nq_);
+    if (rc)
         return rc;
-    if (np_ == 0 || nq_ == 0)
-        return mimic_error(MIMIC_EVALUE, "%s: histogram %s is empty (total count 0)", fn, np_ == 0 ? "p" : "q");
     double s = 0;
     for (int i = 0; i < n; i++) {
         double a = p[i] / np_, b = q[i] / nq_, m = 0.5 * (a + b);
@@ -759,13 +779,9 @@ int mimic_val_roc(const mimic_tensor *score, const mimic_tensor *label, double *
         return mimic_error(MIMIC_EARG, "%s: NULL output", fn);
     *fpr = *tpr = *thr = NULL;
     vec s, l;
-    int rc = load(fn, "score", score, &s);
+    int rc = load_pair(fn, "score", score, &s, "label", label, &l);
     if (rc)
         return rc;
-    if ((rc = load(fn, "label", label, &l))) {
-        vec_free(&s);
-        return rc;
-    }
     keyed *k = NULL;
     int64_t n = s.n, pos = 0;
     if (l.n != n) {
@@ -833,13 +849,9 @@ int mimic_val_calibration(const mimic_tensor *prob, const mimic_tensor *label, i
     if (nbins < 1 || !count || !mean_prob || !frac_pos)
         return mimic_error(MIMIC_EARG, "%s: needs nbins >= 1 and outputs (nbins %d)", fn, nbins);
     vec p, l;
-    int rc = load(fn, "prob", prob, &p);
+    int rc = load_pair(fn, "prob", prob, &p, "label", label, &l);
     if (rc)
         return rc;
-    if ((rc = load(fn, "label", label, &l))) {
-        vec_free(&p);
-        return rc;
-    }
     if (p.n != l.n) {
         rc = mimic_error(MIMIC_ESHAPE, "%s: prob has %lld elements, label %lld", fn, (long long)p.n, (long long)l.n);
         goto done;
@@ -895,13 +907,9 @@ int mimic_val_conservation_check(const mimic_tensor *before, const mimic_tensor 
     if (!out)
         return mimic_error(MIMIC_EARG, "%s: out is NULL", fn);
     vec b, a, w = {0};
-    int rc = load(fn, "before", before, &b);
+    int rc = load_pair(fn, "before", before, &b, "after", after, &a);
     if (rc)
         return rc;
-    if ((rc = load(fn, "after", after, &a))) {
-        vec_free(&b);
-        return rc;
-    }
     if (weight && (rc = load(fn, "weight", weight, &w)))
         goto done;
     if (a.n != b.n || a.cols != b.cols) {
