@@ -395,6 +395,16 @@ static int l_load_model_pub(lua_State *L)
     return 1;
 }
 
+/* mimic.sha256_file(path) -> 64 hex digits: a data file's fingerprint. */
+static int l_sha256_file(lua_State *L)
+{
+    char hex[65];
+    if (mimic_sha256_file(luaL_checkstring(L, 1), hex))
+        return lmimic_error(L);
+    lua_pushstring(L, hex);
+    return 1;
+}
+
 void lmimic_open_modelfile(lua_State *L, int mod, int methods)
 {
     (void)methods;
@@ -413,6 +423,8 @@ void lmimic_open_modelfile(lua_State *L, int mod, int methods)
     lua_setfield(L, mod, "_save_model");
     lua_pushcfunction(L, l_load_model);
     lua_setfield(L, mod, "_load_model");
+    lua_pushcfunction(L, l_sha256_file);
+    lua_setfield(L, mod, "sha256_file");
     lua_pushcfunction(L, l_load_model_pub);
     lua_setfield(L, mod, "load_model");
 }

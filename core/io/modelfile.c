@@ -12,6 +12,7 @@
 #include "mimic/base.h"
 #include "mimic/io.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -108,6 +109,28 @@ static void sha_final(sha256 *s, unsigned char out[32])
     for (int i = 0; i < 8; i++)
         for (int j = 0; j < 4; j++)
             out[4 * i + j] = (unsigned char)(s->h[i] >> (24 - 8 * j));
+}
+
+int mimic_sha256_file(const char *path, char hex[65])
+{
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    if (!f)
+        return mimic_error(MIMIC_EIO, "sha256_file: cannot open '%s': %s", path ? path : "(null)", strerror(errno));
+    sha256 s;
+    sha_init(&s);
+    unsigned char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        sha_update(&s, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad)
+        return mimic_error(MIMIC_EIO, "sha256_file: read error in '%s'", path);
+    unsigned char d[32];
+    sha_final(&s, d);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    return MIMIC_OK;
 }
 
 void mimic_sha256(const void *data, size_t n, unsigned char digest[32])

@@ -15,7 +15,7 @@ local M = {}
 
 local function fail(msg) error(msg, 0) end
 
-local OPTS = { inputs = true, outputs = true, encoders = true, meta = true, dtype = true, nin = true }
+local OPTS = { inputs = true, outputs = true, encoders = true, meta = true, dtype = true, nin = true, data_file = true }
 
 local function enc_state(e, which)
   if e == nil then return nil end
@@ -28,7 +28,7 @@ function M.save(model, path, o)
   if type(path) ~= "string" then fail("model:save(path, {inputs =, outputs =, ...}): path must be a string") end
   o = o or {}
   for k in pairs(o) do
-    if not OPTS[k] then fail("model:save: unknown option '" .. tostring(k) .. "' (inputs, outputs, encoders, meta, dtype, nin)") end
+    if not OPTS[k] then fail("model:save: unknown option '" .. tostring(k) .. "' (inputs, outputs, encoders, meta, dtype, nin, data_file)") end
   end
   model:check_builtin("a model file (model:save)")
   if not o.inputs or not o.outputs then
@@ -47,6 +47,12 @@ function M.save(model, path, o)
   end
   local meta = {}
   for k, v in pairs(o.meta or {}) do meta[k] = v end
+  if o.data_file ~= nil then -- provenance: which data trained it, fingerprinted
+    if type(o.data_file) ~= "string" then fail("model:save: data_file must be a path") end
+    local ok, h = pcall(mimic.sha256_file, o.data_file)
+    if not ok then fail("model:save: data_file: " .. tostring(h)) end
+    meta.data_file, meta.data_sha256 = o.data_file, h
+  end
   return mimic.no_grad(function()
     return mimic._save_model(path, plan.records(model, "save"), nin, dtype, o.inputs, o.outputs,
       enc_state(enc.input, "input"), enc_state(enc.output, "output"), meta)

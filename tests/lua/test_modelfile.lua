@@ -114,6 +114,21 @@ function test_contract_errors()
   end)
 end
 
+function test_data_file_provenance()
+  local model = trained("float32")
+  local dataf = path("train_data.bin")
+  local f = io.open(dataf, "wb"); f:write("abc"); f:close()
+  local p = path("prov.h5")
+  model:save(p, { inputs = inputs, outputs = outputs, data_file = dataf })
+  local m = mimic.load_model(p)
+  lu.assertEquals(m.meta.data_file, dataf)
+  -- SHA-256("abc"), the FIPS 180-2 test vector
+  lu.assertEquals(m.meta.data_sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+  raises("data_file: sha256_file: cannot open", function()
+    model:save(p, { inputs = inputs, outputs = outputs, data_file = path("missing.bin") })
+  end)
+end
+
 function test_user_module_and_bad_files()
   local MyLayer = nn.Module:extend("MyLayer")
   function MyLayer:forward(x) return x * 2 end

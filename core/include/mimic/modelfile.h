@@ -129,5 +129,8 @@ int mimic_model_hash(const mimic_model *m, const mimic_contract *contract, const
 
 /* SHA-256 of n bytes (FIPS 180-4), exposed for tests and hosts. */
 void mimic_sha256(const void *data, size_t n, unsigned char digest[32]);
+/* SHA-256 of a whole file (read in 64 KiB pieces) as 64 hex digits + NUL:
+ * the training data's fingerprint for a model's provenance. */
+int mimic_sha256_file(const char *path, char hex[65]);
 
 #endif
