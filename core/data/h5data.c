@@ -112,23 +112,6 @@ static int classify_foreign(const char *path, int64_t size)
                        path, (long long)size);
 }
 
-static int has_hdf5_signature(const char *path, int64_t size)
-{
-    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return -1;
-    int found = 0;
-    for (int64_t off = 0; off + 8 <= size && !found; off = off ? 2 * off : 512) {
-        unsigned char buf[8];
-        if (fseeko(fp, (off_t)off, SEEK_SET) != 0 || fread(buf, 1, 8, fp) != 8)
-            break;
-        found = memcmp(buf, sig, 8) == 0;
-    }
-    fclose(fp);
-    return found;
-}
-
 static hid_t access_plist(void)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);

@@ -1125,25 +1125,6 @@ static void dict_free(mimic_dict *d)
     mimic_free(d);
 }
 
-/* The 8-byte signature of an HDF5 superblock, which sits at byte 0 or, after
- * a user block, at 512, 1024, 2048, ... */
-static int has_hdf5_signature(const char *path, int64_t size)
-{
-    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    int found = 0;
-    for (int64_t off = 0; off + 8 <= size && !found; off = off ? 2 * off : 512) {
-        unsigned char buf[8];
-        if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(buf, 1, 8, f) != 8)
-            break;
-        found = memcmp(buf, sig, 8) == 0;
-    }
-    fclose(f);
-    return found;
-}
-
 static mimic_dict *dict_open(const char *path)
 {
     if (!path || !*path) {

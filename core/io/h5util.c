@@ -77,3 +77,20 @@ void close_id(hid_t *id)
     *id = H5I_INVALID_HID;
 }
 
+
+int has_hdf5_signature(const char *path, int64_t size)
+{
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    int found = 0;
+    for (int64_t off = 0; off + 8 <= size && !found; off = off ? 2 * off : 512) {
+        unsigned char buf[8];
+        if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(buf, 1, 8, f) != 8)
+            break;
+        found = memcmp(buf, sig, 8) == 0;
+    }
+    fclose(f);
+    return found;
+}

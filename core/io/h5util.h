@@ -19,6 +19,7 @@
 #define h5_collect mimic_h5u_collect
 #define fail_h5 mimic_h5u_fail
 #define close_id mimic_h5u_close_id
+#define has_hdf5_signature mimic_h5u_has_signature
 
 typedef struct quiet {
     H5E_auto2_t func;
@@ -40,6 +41,10 @@ int fail_h5(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* Whether the file holds the 8-byte HDF5 superblock signature at byte 0 or,
+ * after a user block, at 512, 1024, 2048, ... (1 yes, 0 no, -1 unreadable):
+ * tells "not HDF5" apart from "broken HDF5" in error messages. */
+int has_hdf5_signature(const char *path, int64_t size);
 /* Closes any HDF5 id (negative ids are skipped) and sets it to invalid. */
 void close_id(hid_t *id);
 
