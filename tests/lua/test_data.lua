@@ -8,13 +8,7 @@ local data = mimic.data
 local FIX = "tests/fixtures/data/"
 local LOADER = FIX .. "loader.h5"
 
-local function raises(plain, f, ...)
-  local ok, msg = pcall(f, ...)
-  lu.assertFalse(ok, "expected an error")
-  msg = tostring(msg)
-  if not msg:find(plain, 1, true) then lu.fail(string.format("error message %q does not contain %q", msg, plain)) end
-  return msg
-end
+local raises = require("helpers").raises
 
 local function tmpname(tag)
   local p = os.tmpname()

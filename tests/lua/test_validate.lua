@@ -20,12 +20,7 @@ local function near_list(got, want, rtol, atol, what)
     else near(got[i], want[i], rtol, atol, what .. " [" .. i .. "]") end
   end
 end
-local function raises(plain, f, ...)
-  local ok, msg = pcall(f, ...)
-  lu.assertFalse(ok, "expected an error containing: " .. plain)
-  msg = tostring(msg)
-  if not msg:find(plain, 1, true) then lu.fail(string.format("error message %q does not contain %q", msg, plain)) end
-end
+local raises = require("helpers").raises
 
 TestScipy = {}
 
