@@ -64,9 +64,27 @@ LDLIBS_SOLVERS = $(FFTW_LIBS)
 LUA_MOD   := $(B)/lib/lua/5.4/mimic.so
 EXE       := $(B)/bin/mimic
 PC_FILE   := $(B)/mimic.pc
+# Lua scripts called from a host (lua/include/mimic/script.h): the binding's
+# objects as a library that links libmimic, libmimic_solvers and Lua.
+LIB_LUA_A  := $(B)/lib/libmimic_lua.a
+LIB_LUA_SO := $(B)/lib/libmimic_lua.so
+LUA_PC_FILE := $(B)/mimic-lua.pc
+# find_package(mimic): relocatable config written from cmake/*.in.
+CMAKE_FILES := $(B)/cmake/mimicConfig.cmake $(B)/cmake/mimicConfigVersion.cmake
+VERSION   := $(shell sed -n 's/^\#define MIMIC_VERSION "\(.*\)"/\1/p' core/include/mimic/base.h)
+# Fortran: the module fortran/mimic.f90 and its tests (tests/fortran/).
+# (make's built-in default FC is f77: only a user's FC= or environment wins.)
+ifeq ($(origin FC),default)
+FC        := gfortran
+endif
+FFLAGS    ?= -O2 -g
+# -Werror for the module only: gfortran's -Wuninitialized misfires on tests'
+# allocatable and c_f_pointer code.
+FWARN     := -Wall -Wextra -Wno-compare-reals -Wno-function-elimination -std=f2008
 
-.PHONY: all run test check test-asan fuzz bench install uninstall clean help fixtures validate-flagship
-all: $(LIB_A) $(LIB_SO) $(SOLVERS_A) $(SOLVERS_SO) $(LUA_MOD) $(EXE) $(PC_FILE)
+.PHONY: all run test check test-asan test-install fuzz bench install uninstall clean help fixtures validate-flagship
+all: $(LIB_A) $(LIB_SO) $(SOLVERS_A) $(SOLVERS_SO) $(LUA_MOD) $(EXE) $(PC_FILE) \
+  $(LIB_LUA_A) $(LIB_LUA_SO) $(LUA_PC_FILE) $(CMAKE_FILES)
 
 help:
 	@echo "make            build libraries, Lua module, executable, mimic.pc into build/"
@@ -75,6 +93,7 @@ help:
 	@echo "make bench      benchmarks with ratios against baselines measured in the same run"
 	@echo "make validate-flagship   regenerate validation/flagship (a priori report with plots)"
 	@echo "make install PREFIX=/opt/mimic   install libraries, headers, module, executable"
+	@echo "make test-install   install into a temporary prefix and build C, CMake and Fortran hosts"
 	@echo "options: NATIVE=1 (tune for this CPU), OPT=-O3, CC=, BLAS_LIBS=, LUA_CFLAGS=, SKIP_DEPS=1"
 
 # rng.c: no fused multiply-add, so the normal sampler is the same on every CPU.
@@ -86,7 +105,7 @@ $(B)/obj/%.o: %.c
 
 $(B)/obj/lua/%.o: lua/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -Ilua/include $(LUA_CFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/obj/core/solvers/%.o: core/solvers/%.c
 	@mkdir -p $(@D)
@@ -119,13 +138,39 @@ $(EXE): $(B)/obj/lua/main.o $(LUA_OBJ) $(SOLVERS_A) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(OPENMP_FLAGS) -o $@ $(B)/obj/lua/main.o $(LUA_OBJ) $(SOLVERS_A) $(LIB_A) $(LUA_LIBS) $(READLINE_LIBS) $(LDLIBS_SOLVERS) $(LDLIBS_CORE) -Wl,-E
 
+$(LIB_LUA_A): $(LUA_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIB_LUA_SO): $(LUA_OBJ) $(SOLVERS_SO) $(LIB_SO)
+	@mkdir -p $(@D)
+	$(CC) -shared -Wl,-rpath,'$$ORIGIN' -o $@ $(LUA_OBJ) -L$(B)/lib -lmimic_solvers -lmimic $(LUA_LIBS) $(LDLIBS_SOLVERS) $(LDLIBS_CORE)
+
 # mimic.pc for PREFIX: written at build time for the default prefix and again
 # by `make install` for the prefix given there.
 write_pc = printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: mimic\nDescription: neural-network surrogates for simulations (inference runtime)\nVersion: %s\nLibs: -L$${libdir} -lmimic\nLibs.private: %s\nCflags: -I$${includedir}\n' \
-	  '$(PREFIX)' '$(shell sed -n 's/^\#define MIMIC_VERSION "\(.*\)"/\1/p' core/include/mimic/base.h)' '$(LDLIBS_CORE)'
+	  '$(PREFIX)' '$(VERSION)' '$(LDLIBS_CORE)'
 $(PC_FILE): Makefile
 	@mkdir -p $(@D)
 	@$(write_pc) > $@
+# mimic-lua.pc: libmimic_lua links the solvers library, hence FFTW (GPL; docs/install.md).
+write_lua_pc = printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: mimic-lua\nDescription: Lua scripts with mimic called from a host program\nVersion: %s\nRequires: mimic = %s\nLibs: -L$${libdir} -lmimic_lua -lmimic_solvers\nLibs.private: %s\nCflags: -I$${includedir}\n' \
+	  '$(PREFIX)' '$(VERSION)' '$(VERSION)' '$(LUA_LIBS) $(LDLIBS_SOLVERS)'
+$(LUA_PC_FILE): Makefile
+	@mkdir -p $(@D)
+	@$(write_lua_pc) > $@
+# The CMake package finds its prefix from its own location (relocatable); the
+# link dependencies of the static libraries are the ones this build used.
+empty :=
+space := $(empty) $(empty)
+cmake_list = $(subst $(space),;,$(strip $(1)))
+$(B)/cmake/mimicConfig.cmake: cmake/mimicConfig.cmake.in Makefile
+	@mkdir -p $(@D)
+	@sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@LIBS_CORE@|$(call cmake_list,$(LDLIBS_CORE))|g' \
+	  -e 's|@LIBS_SOLVERS@|$(call cmake_list,$(LDLIBS_SOLVERS))|g' -e 's|@LIBS_LUA@|$(call cmake_list,$(LUA_LIBS))|g' $< > $@
+$(B)/cmake/mimicConfigVersion.cmake: cmake/mimicConfigVersion.cmake.in Makefile
+	@mkdir -p $(@D)
+	@sed -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 run: all
 	$(EXE) scripts/flagship.lua
@@ -156,9 +201,42 @@ $(B)/asan/%.o: %.c
 	$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS) $(ASAN_FLAGS) -MMD -MP -c $< -o $@
 $(B)/asan/core/solvers/%.o: EXTRA_CFLAGS := $(FFTW_CFLAGS)
 $(B)/asan/core/tensor/rng.o: EXTRA_CFLAGS := -ffp-contract=off
+$(B)/asan/lua/%.o: EXTRA_CFLAGS := -Ilua/include $(LUA_CFLAGS)
 
-test: all $(TEST_BIN) $(ASAN_BIN)
+# test_script runs Lua inside a C host: it also links the binding (libmimic_lua).
+ASAN_LUA_OBJ := $(LUA_SRC:%.c=$(B)/asan/%.o)
+$(B)/tests/test_script: tests/c/test_script.c $(wildcard tests/c/*.h) $(LIB_LUA_A) $(SOLVERS_A) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Ilua/include -Itests/c -o $@ $< $(LIB_LUA_A) $(SOLVERS_A) $(LIB_A) $(LUA_LIBS) $(LDLIBS_SOLVERS) $(LDLIBS_CORE)
+$(B)/asan/tests/test_script: tests/c/test_script.c $(wildcard tests/c/*.h) $(ASAN_LUA_OBJ) $(ASAN_SOLVERS_OBJ) $(ASAN_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Ilua/include -Itests/c -o $@ $< $(ASAN_LUA_OBJ) $(ASAN_SOLVERS_OBJ) $(ASAN_OBJ) $(LUA_LIBS) $(LDLIBS_SOLVERS) $(LDLIBS_CORE)
+
+# Fortran tests: each tests/fortran/test_*.f90 with the module, built with
+# default kinds (r4/), -fdefault-real-8 (r8/) and also -fdefault-integer-8
+# (i8/): the module's C-facing kinds are explicit.
+# tests/fortran/run generates their model file first; tests/run calls it.
+FTEST_SRC := $(sort $(wildcard tests/fortran/test_*.f90))
+FTEST_BIN := $(foreach v,r4 r8 i8,$(FTEST_SRC:tests/fortran/%.f90=$(B)/fortran/$(v)/%))
+FKIND_r4  :=
+FKIND_r8  := -fdefault-real-8
+FKIND_i8  := -fdefault-real-8 -fdefault-integer-8
+$(B)/fortran/%/mimic.o: fortran/mimic.f90
+	@mkdir -p $(@D)
+	$(FC) $(FFLAGS) $(FWARN) -Werror $(FKIND_$*) $(OPENMP_FLAGS) -J$(@D) -c $< -o $@
+define fortran_test
+$(B)/fortran/$(1)/%: tests/fortran/%.f90 $(B)/fortran/$(1)/mimic.o $(LIB_A)
+	$$(FC) $$(FFLAGS) $$(FWARN) $$(FKIND_$(1)) -J$$(@D) -o $$@ $$< $$(@D)/mimic.o $$(LIB_A) $$(LDLIBS_CORE)
+endef
+$(foreach v,r4 r8 i8,$(eval $(call fortran_test,$(v))))
+
+test: all $(TEST_BIN) $(ASAN_BIN) $(FTEST_BIN)
 	@MIMIC_BUILD=$(B) LUA=$(LUA) sh tests/run
+
+# Installs into a temporary prefix and builds hosts against it: C with
+# pkg-config (mimic, mimic-lua), CMake find_package(mimic), Fortran.
+test-install: all
+	@MAKE="$(MAKE)" MIMIC_BUILD=$(B) sh tests/install/run
 
 check: test
 
@@ -198,25 +276,37 @@ fixtures:
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/mimic $(DESTDIR)$(PREFIX)/bin \
-	  $(DESTDIR)$(PREFIX)/lib/lua/5.4 $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	  $(DESTDIR)$(PREFIX)/lib/lua/5.4 $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/cmake/mimic \
+	  $(DESTDIR)$(PREFIX)/share/mimic/fortran
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(SOLVERS_A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(SOLVERS_SO) $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 core/include/mimic/*.h $(DESTDIR)$(PREFIX)/include/mimic/
+	@mkdir -p $(B)/install
+	$(CC) $(ALL_CFLAGS) -DMIMIC_LUA_PREFIX='"$(PREFIX)"' -c lua/prefix.c -o $(B)/install/prefix.o
+	install -m 644 $(LIB_LUA_A) $(DESTDIR)$(PREFIX)/lib/
+	ar r $(DESTDIR)$(PREFIX)/lib/libmimic_lua.a $(B)/install/prefix.o
+	install -m 755 $(LIB_LUA_SO) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 core/include/mimic.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 core/include/mimic/*.h lua/include/mimic/*.h $(DESTDIR)$(PREFIX)/include/mimic/
+	install -m 644 fortran/mimic.f90 $(DESTDIR)$(PREFIX)/share/mimic/fortran/
+	install -m 644 $(CMAKE_FILES) $(DESTDIR)$(PREFIX)/lib/cmake/mimic/
 	install -m 755 $(LUA_MOD) $(DESTDIR)$(PREFIX)/lib/lua/5.4/
 	install -d $(DESTDIR)$(PREFIX)/share/lua/5.4/mimic
 	for f in lua/mimic/*.lua; do [ -e "$$f" ] && install -m 644 "$$f" $(DESTDIR)$(PREFIX)/share/lua/5.4/mimic/ || true; done
 	install -m 755 $(EXE) $(DESTDIR)$(PREFIX)/bin/
 	$(write_pc) > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mimic.pc
+	$(write_lua_pc) > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mimic-lua.pc
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/mimic
+	rm -f $(DESTDIR)$(PREFIX)/include/mimic.h
 	rm -f $(DESTDIR)$(PREFIX)/lib/libmimic.a $(DESTDIR)$(PREFIX)/lib/libmimic.so \
 	  $(DESTDIR)$(PREFIX)/lib/libmimic_solvers.a $(DESTDIR)$(PREFIX)/lib/libmimic_solvers.so \
+	  $(DESTDIR)$(PREFIX)/lib/libmimic_lua.a $(DESTDIR)$(PREFIX)/lib/libmimic_lua.so \
 	  $(DESTDIR)$(PREFIX)/lib/lua/5.4/mimic.so $(DESTDIR)$(PREFIX)/bin/mimic \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/mimic.pc
-	rm -rf $(DESTDIR)$(PREFIX)/share/lua/5.4/mimic
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/mimic.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/mimic-lua.pc
+	rm -rf $(DESTDIR)$(PREFIX)/share/lua/5.4/mimic $(DESTDIR)$(PREFIX)/lib/cmake/mimic $(DESTDIR)$(PREFIX)/share/mimic
 
 clean:
 	rm -rf $(B)

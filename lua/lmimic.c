@@ -175,7 +175,8 @@ static int l_clock(lua_State *L)
 /* mimic.nn, mimic.optim, ... are pure-Lua modules (lua/mimic/<name>.lua),
  * loaded on first use so `require "mimic"` stays cheap and the C module has no
  * dependency on where the Lua files live: package.path finds them. */
-static const char *const submodules[] = {"nn", "optim", "train", "search", "validate", "report", "data", "diagnose", "modelfile", NULL};
+static const char *const submodules[] = {"nn", "optim", "train", "search", "validate", "report", "data", "diagnose", "modelfile",
+                                         "profile", "aposteriori", NULL};
 
 static int l_module_index(lua_State *L)
 {
@@ -192,6 +193,9 @@ static int l_module_index(lua_State *L)
         }
     return 0;
 }
+
+/* mimic.embed, mimic.guard, mimic.profiler (lua/lembed.c). */
+void lmimic_open_embed(lua_State *L, int mod, int methods);
 
 int luaopen_mimic(lua_State *L)
 {
@@ -219,6 +223,7 @@ int luaopen_mimic(lua_State *L)
     lmimic_open_plan(L, mod, methods);
     lmimic_open_modelfile(L, mod, methods);
     lmimic_open_spectra(L, mod, methods);
+    lmimic_open_embed(L, mod, methods);
     lua_settop(L, mod);
     lua_newtable(L);
     lua_pushcfunction(L, l_module_index);

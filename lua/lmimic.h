@@ -106,6 +106,13 @@ mimic_rng *lmimic_checkgenerator(lua_State *L, int arg);
 /* The Lua state's default generator (kept in the registry, not a C global). */
 mimic_rng *lmimic_defaultgenerator(lua_State *L);
 
+/* --- search paths (lua/host.c) ------------------------------------------------ */
+/* Prepends to package.path where mimic's pure-Lua modules live relative to a
+ * binary (absolute path) in PREFIX/bin or PREFIX/lib: PREFIX/share/lua/5.4,
+ * and the checkout's lua/ when PREFIX is its build/ (or build/asan/). With
+ * cpath, also PREFIX/lib/lua/5.4/?.so. Used by main.c and mimic/script.h. */
+void lmimic_add_paths(lua_State *L, const char *binary, int cpath);
+
 /* --- registration (each file adds its functions) ------------------------------ */
 /* mod and methods are absolute stack indices of the module table and of the
  * Tensor metatable, which is also the methods table (extensions add methods

@@ -177,46 +177,7 @@ static void set_paths(lua_State *L)
     if (n <= 0)
         return;
     bin[n] = '\0';
-    char *slash = strrchr(bin, '/'); /* bin = the executable's directory */
-    if (slash == NULL)
-        return;
-    *slash = '\0';
-    char prefix[PATH_MAX]; /* build/ or the install prefix */
-    memcpy(prefix, bin, (size_t)n + 1);
-    slash = strrchr(prefix, '/');
-    if (slash == NULL)
-        return;
-    *slash = '\0';
-    char repo[PATH_MAX]; /* the checkout, if prefix is its build directory */
-    memcpy(repo, prefix, strlen(prefix) + 1);
-    slash = strrchr(repo, '/');
-    int in_tree = 0;
-    if (slash != NULL) {
-        *slash = '\0';
-        char probe[PATH_MAX + 32];
-        snprintf(probe, sizeof probe, "%s/lua/lmimic.h", repo);
-        in_tree = access(probe, R_OK) == 0;
-    }
-
-    lua_getglobal(L, "package");
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    if (in_tree) {
-        lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;", repo, repo);
-        luaL_addvalue(&b);
-    }
-    lua_pushfstring(L, "%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;", prefix, prefix);
-    luaL_addvalue(&b);
-    lua_getfield(L, -2, "path");
-    luaL_addvalue(&b);
-    luaL_pushresult(&b);
-    lua_setfield(L, -2, "path");
-
-    lua_pushfstring(L, "%s/lib/lua/5.4/?.so;", prefix);
-    lua_getfield(L, -2, "cpath");
-    lua_concat(L, 2);
-    lua_setfield(L, -2, "cpath");
-    lua_pop(L, 1);
+    lmimic_add_paths(L, bin, 1);
 }
 
 static void open_mimic(lua_State *L)

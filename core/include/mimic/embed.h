@@ -28,10 +28,16 @@
  * Threads. A handle is used by one thread at a time; separate handles run
  * concurrently. A call uses opt.num_threads threads (0: the calling thread's
  * mimic_get_num_threads()), and exactly one when called from inside a host's
- * OpenMP parallel region.
+ * OpenMP parallel region; never more than the handle's thread slots (fixed
+ * at open: opt.num_threads, or the caller's count then).
+ * mimic_open and mimic_add_member read HDF5, which is not thread-safe: they
+ * take turns with each other (an OpenMP critical section), but the host must
+ * keep its own HDF5 calls apart from them (mimic/io.h).
  *
  * Memory. mimic_open allocates the plan and buffers for `chunk` samples per
- * thread; the first run with n samples may grow the per-sample flag buffer to
+ * thread (a plan, weights included, per thread slot: the slots are
+ * opt.num_threads, or the caller's thread count at open); the first run with
+ * n samples may grow the per-sample flag buffer to
  * n. After that, runs with at most that many samples allocate nothing.
  *
  * Ownership. mimic_open returns a handle the caller owns and releases with
@@ -89,8 +95,14 @@ int mimic_num_vars(const mimic_handle *h, int which, int *count);
 /* Variable i (0-based) of the contract. Strings belong to the handle. */
 int mimic_var_info(const mimic_handle *h, int which, int i, const char **name, const char **units,
                    int64_t *size);
-/* The content hash of the model file ("sha256:..."), for the host's provenance. */
+/* The content hash of the model file ("sha256:..."), for the host's provenance
+ * (NULL if h is NULL). */
 const char *mimic_model_hash_of(const mimic_handle *h);
+/* Checks the host's whole list of variable names, in order (and sizes, unless
+ * NULL), against the contract at start-up: a missing, extra, renamed,
+ * reordered or resized variable is MIMIC_EARG naming it and listing what the
+ * model expects (mimic_contract_bind of mimic/modelfile.h). */
+int mimic_check_vars(const mimic_handle *h, int which, const char *const *names, const int64_t *sizes, int n);
 
 /* Binds host data to the variable called `name`. units: NULL skips the check,
  * else it must equal the contract's units. A name not in the contract, or a

@@ -35,15 +35,20 @@ void mimic_guard_free(mimic_guard *g); /* NULL is fine */
 mimic_guard *mimic_guard_copy(const mimic_guard *g);
 int64_t mimic_guard_nfeat(const mimic_guard *g);
 
-/* One row of nfeat raw values (strided by `stride` elements), as double:
+/* One row of nfeat raw values (contiguous), as double; g NULL: 0.
  * returns a mask of MIMIC_FLAG_INPUT_NAN | MIMIC_FLAG_RANGE | MIMIC_FLAG_DISTANCE
- * (mimic/embed.h), 0 when inside. work: 2*nfeat doubles of scratch. */
+ * (mimic/embed.h), 0 when inside. work: 2*nfeat doubles of scratch for the
+ * distance test (NULL: up to 64 features are fine, wider rows are flagged
+ * DISTANCE unchecked). Thread-safe: a guard is only read. */
 unsigned mimic_guard_check(const mimic_guard *g, const double *row, double *work);
 
 /* The limits, for reports: lo/hi [nfeat] (margin applied); distance limit
  * (0 if the distance test is off). Pointers belong to the guard. */
 int mimic_guard_limits(const mimic_guard *g, const double **lo, const double **hi, double *dist_limit);
 
+/* File format "mimic-guard" version 1 (entries listed in core/embed/guard.c);
+ * load checks every entry (missing, unexpected, wrong dtype or shape:
+ * MIMIC_EIO; non-finite or inconsistent values: MIMIC_EVALUE), naming it. */
 int mimic_guard_save(const mimic_guard *g, const char *path);
 mimic_guard *mimic_guard_load(const char *path);
 

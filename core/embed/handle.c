@@ -1,0 +1,1034 @@
+/* The embedding API (mimic/embed.h): a model file compiled into plans,
+ * bound to a host's arrays, run inside the host's time loop.
+ *
+ * A plan may run from one thread at a time, so a handle holds one
+ * single-slot plan per thread slot (weights copied per slot: a surrogate's
+ * weights are small beside a host's fields), and a call is one parallel
+ * region: each thread takes a contiguous range of chunks and, per chunk,
+ * gathers + checks + encodes into its own buffer, runs its plan(s), then
+ * averages members, decodes, checks and scatters. One fork/join per call,
+ * as in mimic_plan_run; per-sample work never depends on the split, so
+ * deterministic mode stays bit-identical for any batch and thread count. */
+#include "embed_internal.h"
+
+#include "mimic/guard.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Fewer rows than this per thread stay on the calling thread (as in
+ * mimic_plan_run): a fork/join costs more than they do. */
+#define MIN_ROWS_PER_THREAD 32
+
+static const char *const side_names[2] = {"input", "output"};
+#define side_name(w) side_names[(w) ? 1 : 0]
+
+/* --- errors ------------------------------------------------------------------ */
+/* The handle keeps the message of its last failed call; the error slot is
+ * logically mutable even through a const handle (allocated non-const). */
+static int keep(const mimic_handle *h, int rc)
+{
+    if (rc < 0 && h)
+        snprintf(((mimic_handle *)(uintptr_t)h)->err, sizeof h->err, "%s", mimic_errmsg());
+    return rc;
+}
+
+static int herr(const mimic_handle *h, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static int herr(const mimic_handle *h, int code, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    mimic_error(code, "%s", msg);
+    return keep(h, code);
+}
+
+/* Re-records the thread's current error with a prefix (the message is copied
+ * first: mimic_error formats into the same slot). */
+static int prefix_error(const mimic_handle *h, int rc, const char *prefix)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", mimic_errmsg());
+    if (rc >= 0)
+        rc = MIMIC_EINTERNAL;
+    mimic_error(rc, "%s%s", prefix, msg);
+    return keep(h, rc);
+}
+
+#define NULL_HANDLE(fn) mimic_error(MIMIC_EARG, fn ": handle is NULL (closed, or the open failed)")
+
+static void logf_(const mimic_handle *h, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static void logf_(const mimic_handle *h, int level, const char *fmt, ...)
+{
+    if (!h->opt.log)
+        return;
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    h->opt.log(h->opt.log_ud, level, msg);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* --- threads ------------------------------------------------------------------ */
+static bool in_parallel(void)
+{
+#ifdef _OPENMP
+    return omp_in_parallel();
+#else
+    return false;
+#endif
+}
+
+/* Sets the calling thread's count to n (when it differs) and returns what to
+ * restore (0: nothing). mimic_set_num_threads would also call OpenBLAS's
+ * setter, which the OpenMP build does not need: it reads nthreads-var. */
+static int push_threads(int n)
+{
+#ifdef _OPENMP
+    int cur = omp_get_max_threads();
+    if (n > 0 && n != cur && !omp_in_parallel()) {
+        omp_set_num_threads(n);
+        return cur;
+    }
+#else
+    (void)n;
+#endif
+    return 0;
+}
+
+static void pop_threads(int prev)
+{
+#ifdef _OPENMP
+    if (prev > 0)
+        omp_set_num_threads(prev);
+#else
+    (void)prev;
+#endif
+}
+
+/* --- loading ------------------------------------------------------------------ */
+/* A copy of m in dtype dt (the caller owns it), record by record through the
+ * public builders, so the converted model passes the same checks as a built one. */
+static mimic_model *convert_model(const mimic_model *m, mimic_dtype dt)
+{
+    mimic_model *c = mimic_model_new(dt, mimic_model_nin(m));
+    mimic_dtype sdt = mimic_model_dtype(m);
+    int rc = c ? MIMIC_OK : MIMIC_ENOMEM;
+    for (int i = 0; !rc && i < mimic_model_num_layers(m); i++) {
+        mimic_layer_info li;
+        void *w[2] = {NULL, NULL};
+        rc = mimic_model_layer(m, i, &li);
+        for (int k = 0; !rc && k < 2; k++) {
+            if (!li.weight[k])
+                continue;
+            int64_t cnt = li.weight_rows[k] * li.weight_cols[k];
+            if (!(w[k] = mimic_malloc((size_t)cnt * mimic_dtype_size(dt)))) {
+                rc = MIMIC_ENOMEM;
+                break;
+            }
+            for (int64_t j = 0; j < cnt; j++) {
+                double v = sdt == MIMIC_F32 ? (double)((const float *)li.weight[k])[j] : ((const double *)li.weight[k])[j];
+                if (dt == MIMIC_F32)
+                    ((float *)w[k])[j] = (float)v;
+                else
+                    ((double *)w[k])[j] = v;
+            }
+        }
+        if (!rc) {
+            int act = mimic_activation_parse(li.type);
+            if (!strcmp(li.type, "dense"))
+                rc = mimic_model_add_dense(c, li.out, w[0], w[1]);
+            else if (!strcmp(li.type, "layernorm"))
+                rc = mimic_model_add_layernorm(c, li.attr[0], w[0], w[1]);
+            else if (!strcmp(li.type, "batchnorm1d"))
+                rc = mimic_model_add_affine(c, w[0], w[1]);
+            else if (!strcmp(li.type, "residual_begin"))
+                rc = mimic_model_begin_residual(c);
+            else if (!strcmp(li.type, "residual_end"))
+                rc = mimic_model_end_residual(c);
+            else if (act >= 0)
+                rc = mimic_model_add_activation(c, (mimic_activation)act, li.attr[0], li.attr[1]);
+            else
+                rc = mimic_error(MIMIC_EINTERNAL, "layer %d: record type '%s' has no converter", i, li.type);
+        }
+        mimic_free(w[0]);
+        mimic_free(w[1]);
+    }
+    if (rc) {
+        mimic_model_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void free_plans(mimic_plan **plans, int slots)
+{
+    for (int t = 0; plans && t < slots; t++)
+        mimic_plan_free(plans[t]);
+    mimic_free(plans);
+}
+
+/* Loads path and compiles `slots` single-slot plans of it, following the
+ * options (precision, chunk, deterministic). On success the caller owns
+ * *info and *plans (free_plans). */
+static int load_plans(const char *fn, const char *path, const mimic_options *o, int slots, mimic_model_info **info,
+                      mimic_plan ***plans)
+{
+    *info = NULL;
+    *plans = NULL;
+    mimic_model *m;
+    /* HDF5 is not thread-safe: handles opened from a host's threads at once
+     * take turns (the host's own HDF5 calls are its business, mimic/io.h) */
+#pragma omp critical(mimic_hdf5)
+    m = mimic_model_load(path, info);
+    if (!m) {
+        char msg[512];
+        int rc = mimic_errcode() ? mimic_errcode() : MIMIC_EIO;
+        snprintf(msg, sizeof msg, "%s", mimic_errmsg());
+        return mimic_error(rc, "%s: %s", fn, msg);
+    }
+    mimic_dtype want = o->precision == MIMIC_PRECISION_F32   ? MIMIC_F32
+                       : o->precision == MIMIC_PRECISION_F64 ? MIMIC_F64
+                                                             : mimic_model_dtype(m);
+    if (want != mimic_model_dtype(m)) {
+        mimic_model *c = convert_model(m, want);
+        mimic_model_free(m);
+        m = c;
+    }
+    mimic_plan **p = m ? mimic_calloc((size_t)slots, sizeof *p) : NULL;
+    int rc = p ? MIMIC_OK : mimic_errcode() ? mimic_errcode() : MIMIC_ENOMEM;
+    int prev = push_threads(1); /* a plan's slots: the thread count when it is made */
+    for (int t = 0; !rc && t < slots; t++) {
+        if (!(p[t] = mimic_plan_new(m, o->chunk)))
+            rc = mimic_errcode() ? mimic_errcode() : MIMIC_ENOMEM;
+        else
+            mimic_plan_set_deterministic(p[t], o->deterministic != 0);
+    }
+    pop_threads(prev);
+    mimic_model_free(m);
+    if (rc) {
+        free_plans(p, slots);
+        mimic_model_info_free(*info);
+        *info = NULL;
+        return rc;
+    }
+    *plans = p;
+    return MIMIC_OK;
+}
+
+static void free_handle(mimic_handle *h)
+{
+    if (!h)
+        return;
+    for (int k = 0; k < h->nmembers; k++) {
+        free_plans(h->members[k].plans, h->slots);
+        mimic_model_info_free(h->members[k].info);
+    }
+    mimic_free(h->members);
+    mimic_free(h->Ym);
+    free_plans(h->plans, h->slots);
+    mimic_model_info_free(h->info);
+    mimic_free(h->bind[0]);
+    mimic_free(h->bind[1]);
+    mimic_free(h->off[0]);
+    mimic_free(h->off[1]);
+    mimic_free(h->bound_lo);
+    mimic_free(h->bound_hi);
+    mimic_free(h->X);
+    mimic_free(h->Y);
+    mimic_free(h->work);
+    mimic_free(h->flags);
+    mimic_free(h->idx);
+    mimic_free(h->resid);
+    mimic_guard_free(h->guard);
+    mimic_free(h);
+}
+
+int mimic_open(const char *path, const mimic_options *opt, mimic_handle **out)
+{
+    if (!out)
+        return mimic_error(MIMIC_EARG, "mimic_open: out is NULL (pass the address of a mimic_handle pointer)");
+    *out = NULL;
+    if (!path)
+        return mimic_error(MIMIC_EARG, "mimic_open: path is NULL");
+    mimic_options o = opt ? *opt : (mimic_options){0};
+    if (o.precision < MIMIC_PRECISION_STORED || o.precision > MIMIC_PRECISION_F64)
+        return mimic_error(MIMIC_EARG, "mimic_open: precision %d: use MIMIC_PRECISION_STORED, _F32 or _F64", o.precision);
+    if (o.chunk < 0)
+        return mimic_error(MIMIC_EARG, "mimic_open: chunk must be >= 0 (0: the engine's choice), got %lld",
+                           (long long)o.chunk);
+    if (o.num_threads < 0)
+        return mimic_error(MIMIC_EARG, "mimic_open: num_threads must be >= 0 (0: the caller's setting), got %d",
+                           o.num_threads);
+    mimic_handle *h = mimic_calloc(1, sizeof *h);
+    if (!h)
+        return MIMIC_ENOMEM;
+    h->opt = o;
+    h->max_spread = INFINITY;
+    h->slots = o.num_threads > 0 ? o.num_threads : mimic_get_num_threads();
+    if (h->slots < 1)
+        h->slots = 1;
+    int rc = load_plans("mimic_open", path, &o, h->slots, &h->info, &h->plans);
+    if (rc) {
+        free_handle(h);
+        return rc;
+    }
+    h->dtype = mimic_plan_dtype(h->plans[0]);
+    h->esize = mimic_dtype_size(h->dtype);
+    h->nin = mimic_plan_nin(h->plans[0]);
+    h->nout = mimic_plan_nout(h->plans[0]);
+    h->chunk = mimic_plan_chunk(h->plans[0]);
+    const mimic_contract *c = &h->info->contract;
+    int nv[2] = {c->ninputs, c->noutputs};
+    for (int s = 0; s < 2 && !rc; s++) {
+        const mimic_io_var *v = s ? c->outputs : c->inputs;
+        h->bind[s] = mimic_calloc((size_t)nv[s], sizeof *h->bind[s]);
+        h->off[s] = mimic_calloc((size_t)nv[s], sizeof *h->off[s]);
+        if (!h->bind[s] || !h->off[s]) {
+            rc = MIMIC_ENOMEM;
+            break;
+        }
+        for (int i = 1; i < nv[s]; i++)
+            h->off[s][i] = h->off[s][i - 1] + v[i - 1].size;
+    }
+    if (!rc) {
+        size_t rows = (size_t)h->slots * (size_t)h->chunk;
+        h->bound_lo = mimic_malloc((size_t)c->noutputs * sizeof(double));
+        h->bound_hi = mimic_malloc((size_t)c->noutputs * sizeof(double));
+        h->X = mimic_malloc(rows * (size_t)h->nin * h->esize);
+        h->Y = mimic_malloc(rows * (size_t)h->nout * h->esize);
+        h->work = mimic_malloc((size_t)h->slots * 3 * (size_t)h->nin * sizeof(double));
+        if (!h->bound_lo || !h->bound_hi || !h->X || !h->Y || !h->work)
+            rc = MIMIC_ENOMEM;
+    }
+    if (rc) {
+        free_handle(h);
+        return rc;
+    }
+    for (int i = 0; i < c->noutputs; i++)
+        h->bound_lo[i] = -INFINITY, h->bound_hi[i] = INFINITY;
+    size_t ws = 0;
+    for (int t = 0; t < h->slots; t++)
+        ws += mimic_plan_workspace_bytes(h->plans[t]);
+    logf_(h, MIMIC_LOG_INFO,
+          "mimic: opened %s (%s): %lld inputs -> %lld outputs, plan %s%s, %d thread slot(s) x chunk %lld, "
+          "workspace %zu bytes, weights %zu bytes x %d",
+          path, h->info->hash, (long long)h->nin, (long long)h->nout, mimic_dtype_name(h->dtype),
+          o.deterministic ? " deterministic" : "", h->slots, (long long)h->chunk, ws,
+          mimic_plan_weight_bytes(h->plans[0]), h->slots);
+    *out = h;
+    return MIMIC_OK;
+}
+
+int mimic_close(mimic_handle **h)
+{
+    if (h && *h) {
+        free_handle(*h);
+        *h = NULL;
+    }
+    return MIMIC_OK;
+}
+
+const char *mimic_last_error(const mimic_handle *h) { return h ? h->err : mimic_errmsg(); }
+
+/* --- the contract ----------------------------------------------------------- */
+static int check_which(const mimic_handle *h, const char *fn, int which)
+{
+    if (which != MIMIC_INPUT && which != MIMIC_OUTPUT)
+        return herr(h, MIMIC_EARG, "%s: which must be MIMIC_INPUT (0) or MIMIC_OUTPUT (1), got %d", fn, which);
+    return MIMIC_OK;
+}
+
+static int nvars(const mimic_handle *h, int which)
+{
+    return which ? h->info->contract.noutputs : h->info->contract.ninputs;
+}
+
+static const mimic_io_var *vars(const mimic_handle *h, int which)
+{
+    return which ? h->info->contract.outputs : h->info->contract.inputs;
+}
+
+int mimic_num_vars(const mimic_handle *h, int which, int *count)
+{
+    if (!h)
+        return NULL_HANDLE("mimic_num_vars");
+    if (check_which(h, "mimic_num_vars", which))
+        return MIMIC_EARG;
+    if (!count)
+        return herr(h, MIMIC_EARG, "mimic_num_vars: count is NULL");
+    *count = nvars(h, which);
+    return MIMIC_OK;
+}
+
+int mimic_var_info(const mimic_handle *h, int which, int i, const char **name, const char **units, int64_t *size)
+{
+    if (!h)
+        return NULL_HANDLE("mimic_var_info");
+    if (check_which(h, "mimic_var_info", which))
+        return MIMIC_EARG;
+    if (i < 0 || i >= nvars(h, which))
+        return herr(h, MIMIC_EARG, "mimic_var_info: %s %d is out of range (the model has %d %ss, numbered from 0)",
+                    side_name(which), i, nvars(h, which), side_name(which));
+    const mimic_io_var *v = &vars(h, which)[i];
+    if (name)
+        *name = v->name;
+    if (units)
+        *units = v->units;
+    if (size)
+        *size = v->size;
+    return MIMIC_OK;
+}
+
+const char *mimic_model_hash_of(const mimic_handle *h)
+{
+    if (!h) {
+        NULL_HANDLE("mimic_model_hash_of");
+        return NULL;
+    }
+    return h->info->hash;
+}
+
+int mimic_check_vars(const mimic_handle *h, int which, const char *const *names, const int64_t *sizes, int n)
+{
+    if (!h)
+        return NULL_HANDLE("mimic_check_vars");
+    if (check_which(h, "mimic_check_vars", which))
+        return MIMIC_EARG;
+    int rc = mimic_contract_bind(&h->info->contract, which, names, sizes, n);
+    return rc ? prefix_error(h, rc, "mimic_check_vars: ") : MIMIC_OK;
+}
+
+/* "a [K] (3), b [1] (2)" into buf. */
+static void list_vars(char *buf, size_t cap, const mimic_io_var *v, int n)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && at + 1 < cap; i++) {
+        int k = snprintf(buf + at, cap - at, "%s%s [%s] (%lld)", i ? ", " : "", v[i].name, v[i].units,
+                         (long long)v[i].size);
+        if (k < 0)
+            break;
+        at += (size_t)k;
+    }
+    if (at + 1 >= cap && cap > 4)
+        memcpy(buf + cap - 4, "...", 4);
+}
+
+static int find_var(const mimic_handle *h, int which, const char *name)
+{
+    for (int i = 0; i < nvars(h, which); i++)
+        if (!strcmp(vars(h, which)[i].name, name))
+            return i;
+    return -1;
+}
+
+/* Unknown name: names what the model has, and the right side if it is on the other one. */
+static int unknown_var(const mimic_handle *h, const char *fn, int which, const char *name)
+{
+    if (find_var(h, !which, name) >= 0)
+        return herr(h, MIMIC_EARG, "%s: '%s' is an %s of the model, not an %s (use %s)", fn, name,
+                    side_name(!which), side_name(which), which ? "MIMIC_INPUT" : "MIMIC_OUTPUT");
+    char list[400];
+    list_vars(list, sizeof list, vars(h, which), nvars(h, which));
+    return herr(h, MIMIC_EARG, "%s: the model has no %s called '%s'; its %ss are: %s", fn, side_name(which), name,
+                side_name(which), list);
+}
+
+int mimic_bind(mimic_handle *h, int which, const char *name, const char *units, const mimic_array *a)
+{
+    if (!h)
+        return NULL_HANDLE("mimic_bind");
+    if (check_which(h, "mimic_bind", which))
+        return MIMIC_EARG;
+    if (!name)
+        return herr(h, MIMIC_EARG, "mimic_bind: name is NULL");
+    int i = find_var(h, which, name);
+    if (i < 0)
+        return unknown_var(h, "mimic_bind", which, name);
+    const mimic_io_var *v = &vars(h, which)[i];
+    const char *s = side_name(which);
+    if (!a)
+        return herr(h, MIMIC_EARG, "mimic_bind: %s '%s': the array descriptor is NULL", s, name);
+    if (!a->data)
+        return herr(h, MIMIC_EARG, "mimic_bind: %s '%s': data is NULL", s, name);
+    if (a->dtype != MIMIC_F32 && a->dtype != MIMIC_F64)
+        return herr(h, MIMIC_EARG, "mimic_bind: %s '%s': host data of dtype %s; only MIMIC_F32 (float) or MIMIC_F64 "
+                    "(double) arrays can be bound", s, name, mimic_dtype_name(a->dtype));
+    if (a->size != v->size)
+        return herr(h, MIMIC_EARG, "mimic_bind: %s '%s' has size %lld in the model, the host array has %lld", s, name,
+                    (long long)v->size, (long long)a->size);
+    if (units && strcmp(units, v->units) != 0)
+        return herr(h, MIMIC_EARG, "mimic_bind: %s '%s' is in units '%s' in the model, the host passed '%s' (convert "
+                    "the data, or pass units = NULL to skip the check)", s, name, v->units, units);
+    if (a->sample_stride < 1)
+        return herr(h, MIMIC_EARG, "mimic_bind: %s '%s': sample_stride must be >= 1 (elements from one sample to the "
+                    "next), got %lld", s, name, (long long)a->sample_stride);
+    if (v->size > 1 && a->feature_stride < 1)
+        return herr(h, MIMIC_EARG, "mimic_bind: %s '%s': feature_stride must be >= 1 (elements from one feature to "
+                    "the next), got %lld", s, name, (long long)a->feature_stride);
+    if (v->size > 1 && a->feature_stride == a->sample_stride)
+        return herr(h, MIMIC_EARG, "mimic_bind: %s '%s': sample_stride and feature_stride are both %lld, so samples "
+                    "share elements (row-major x[n][%lld]: %lld and 1; column-major: 1 and the leading dimension)",
+                    s, name, (long long)a->sample_stride, (long long)v->size, (long long)v->size);
+    h->bind[which][i].a = *a;
+    if (v->size == 1)
+        h->bind[which][i].a.feature_stride = 1;
+    h->bind[which][i].bound = true;
+    return MIMIC_OK;
+}
+
+/* With n samples the array's elements must be distinct (for outputs: writes
+ * must not clash; for inputs: overlap means the strides are wrong), and the
+ * last one addressable: features packed inside each sample, or samples packed
+ * inside each feature. */
+static int check_layout(const mimic_handle *h, int which, int i, int64_t n)
+{
+    const mimic_array *a = &h->bind[which][i].a;
+    int64_t ss = a->sample_stride, fs = a->feature_stride, sz = a->size;
+    const char *name = vars(h, which)[i].name;
+    /* in double: the strides are the host's, any size */
+    if (sz > 1 && n > 1 && !((double)fs * (double)(sz - 1) < (double)ss || (double)ss * (double)(n - 1) < (double)fs))
+        return herr(h, MIMIC_EARG, "mimic_run: %s '%s': with sample_stride %lld and feature_stride %lld, %lld samples "
+                    "of %lld features overlap in memory (row-major: feature_stride 1 and sample_stride >= %lld; "
+                    "column-major: sample_stride 1 and feature_stride >= %lld)", side_name(which), name,
+                    (long long)ss, (long long)fs, (long long)n, (long long)sz, (long long)sz, (long long)n);
+    if ((double)(n - 1) * (double)ss + (double)(sz - 1) * (double)fs > 0x1p62)
+        return herr(h, MIMIC_EARG, "mimic_run: %s '%s': the strides address beyond 2^62 elements", side_name(which),
+                    name);
+    return MIMIC_OK;
+}
+
+/* --- guard, bounds, callbacks, ensemble ------------------------------------ */
+int mimic_set_guard(mimic_handle *h, const mimic_guard *g)
+{
+    if (!h)
+        return NULL_HANDLE("mimic_set_guard");
+    if (g && mimic_guard_nfeat(g) != h->nin)
+        return herr(h, MIMIC_EARG, "mimic_set_guard: the guard has %lld features, the model's raw input width is %lld "
+                    "(fit the guard on the raw inputs in contract order)", (long long)mimic_guard_nfeat(g),
+                    (long long)h->nin);
+    mimic_guard *c = NULL;
+    if (g && !(c = mimic_guard_copy(g)))
+        return keep(h, mimic_errcode() ? mimic_errcode() : MIMIC_ENOMEM);
+    mimic_guard_free(h->guard);
+    h->guard = c;
+    return MIMIC_OK;
+}
+
+int mimic_set_output_bounds(mimic_handle *h, const char *output, double lo, double hi)
+{
+    if (!h)
+        return NULL_HANDLE("mimic_set_output_bounds");
+    if (!output)
+        return herr(h, MIMIC_EARG, "mimic_set_output_bounds: output name is NULL");
+    int i = find_var(h, MIMIC_OUTPUT, output);
+    if (i < 0)
+        return unknown_var(h, "mimic_set_output_bounds", MIMIC_OUTPUT, output);
+    if (isnan(lo) || isnan(hi) || lo > hi)
+        return herr(h, MIMIC_EARG, "mimic_set_output_bounds: output '%s': bounds [%g, %g] are not an interval (lo <= "
+                    "hi; -INFINITY/INFINITY for none)", output, lo, hi);
+    h->bound_lo[i] = lo;
+    h->bound_hi[i] = hi;
+    h->any_bounds = false;
+    for (int k = 0; k < h->info->contract.noutputs; k++)
+        if (h->bound_lo[k] > -INFINITY || h->bound_hi[k] < INFINITY)
+            h->any_bounds = true;
+    return MIMIC_OK;
+}
+
+int mimic_set_residual(mimic_handle *h, mimic_residual_fn fn, void *ud, double tol)
+{
+    if (!h)
+        return NULL_HANDLE("mimic_set_residual");
+    if (fn && !(tol >= 0))
+        return herr(h, MIMIC_EARG, "mimic_set_residual: tol must be >= 0, got %g", tol);
+    h->resid_fn = fn;
+    h->resid_ud = ud;
+    h->resid_tol = tol;
+    return MIMIC_OK;
+}
+
+int mimic_set_fallback(mimic_handle *h, mimic_fallback_fn fn, void *ud)
+{
+    if (!h)
+        return NULL_HANDLE("mimic_set_fallback");
+    h->fb_fn = fn;
+    h->fb_ud = ud;
+    return MIMIC_OK;
+}
+
+int mimic_set_spread_limit(mimic_handle *h, double max_spread)
+{
+    if (!h)
+        return NULL_HANDLE("mimic_set_spread_limit");
+    if (!(max_spread >= 0))
+        return herr(h, MIMIC_EARG, "mimic_set_spread_limit: max_spread must be >= 0 (INFINITY: no limit), got %g",
+                    max_spread);
+    h->max_spread = max_spread;
+    return MIMIC_OK;
+}
+
+/* Members must agree on everything between the host's raw values and the
+ * plan: the contract (names, units, sizes, order) and both encoders, value
+ * for value. The weights are free to differ; that is the point. */
+static bool same_encoder(const mimic_encoder *x, const mimic_encoder *y)
+{
+    if (x->nstages != y->nstages)
+        return false;
+    for (int i = 0; i < x->nstages; i++) {
+        const mimic_enc_stage *a = &x->stages[i], *b = &y->stages[i];
+        if (a->kind != b->kind || a->n != b->n || a->offset != b->offset || a->scale != b->scale)
+            return false;
+        for (int64_t j = 0; j < a->n; j++)
+            if (a->a[j] != b->a[j] || a->b[j] != b->b[j])
+                return false;
+    }
+    return true;
+}
+
+static int compare_contract(const mimic_handle *h, const char *path, const mimic_model_info *m)
+{
+    for (int s = 0; s < 2; s++) {
+        const mimic_io_var *v = vars(h, s), *w = s ? m->contract.outputs : m->contract.inputs;
+        int n = nvars(h, s), nw = s ? m->contract.noutputs : m->contract.ninputs;
+        char want[400];
+        list_vars(want, sizeof want, v, n);
+        bool same = n == nw;
+        for (int i = 0; same && i < n; i++)
+            same = !strcmp(v[i].name, w[i].name) && !strcmp(v[i].units, w[i].units) && v[i].size == w[i].size;
+        if (!same) {
+            char got[400];
+            list_vars(got, sizeof got, w, nw);
+            return herr(h, MIMIC_EARG, "mimic_add_member: %s: its %ss are %s; the ensemble's are %s (members need the "
+                        "same contract)", path, side_name(s), got, want);
+        }
+    }
+    if (!same_encoder(&h->info->input_encoder, &m->input_encoder))
+        return herr(h, MIMIC_EARG, "mimic_add_member: %s: its input encoder differs from the first model's (members "
+                    "must be trained on identically encoded data)", path);
+    if (!same_encoder(&h->info->output_encoder, &m->output_encoder))
+        return herr(h, MIMIC_EARG, "mimic_add_member: %s: its output encoder differs from the first model's (members "
+                    "are averaged in encoded units, so the encoders must be identical)", path);
+    return MIMIC_OK;
+}
+
+int mimic_add_member(mimic_handle *h, const char *path)
+{
+    if (!h)
+        return NULL_HANDLE("mimic_add_member");
+    if (!path)
+        return herr(h, MIMIC_EARG, "mimic_add_member: path is NULL");
+    mimic_model_info *info;
+    mimic_plan **plans;
+    /* in the first model's precision: all plans read the same encoded chunk */
+    mimic_options o = h->opt;
+    o.precision = h->dtype == MIMIC_F32 ? MIMIC_PRECISION_F32 : MIMIC_PRECISION_F64;
+    int rc = load_plans("mimic_add_member", path, &o, h->slots, &info, &plans);
+    if (rc)
+        return keep(h, rc);
+    rc = compare_contract(h, path, info);
+    member *mem = NULL;
+    void *ym = NULL;
+    if (!rc) {
+        mem = mimic_realloc(h->members, (size_t)(h->nmembers + 1) * sizeof *mem);
+        if (mem)
+            h->members = mem;
+        ym = mimic_realloc(h->Ym, (size_t)(h->nmembers + 1) * (size_t)h->slots * (size_t)(h->chunk * h->nout) *
+                                      h->esize);
+        if (ym)
+            h->Ym = ym;
+        if (!mem || !ym)
+            rc = keep(h, MIMIC_ENOMEM);
+    }
+    if (rc) {
+        free_plans(plans, h->slots);
+        mimic_model_info_free(info);
+        return rc;
+    }
+    h->members[h->nmembers++] = (member){plans, info};
+    return MIMIC_OK;
+}
+
+/* --- running ------------------------------------------------------------------ */
+/* Per-sample buffers for n samples: grown once, kept. */
+static int reserve(mimic_handle *h, int64_t n)
+{
+    if (n <= h->cap)
+        return MIMIC_OK;
+    uint8_t *f = mimic_realloc(h->flags, (size_t)n);
+    if (f)
+        h->flags = f;
+    int64_t *idx = mimic_realloc(h->idx, (size_t)n * sizeof *idx);
+    if (idx)
+        h->idx = idx;
+    double *r = mimic_realloc(h->resid, (size_t)n * sizeof *r);
+    if (r)
+        h->resid = r;
+    if (!f || !idx || !r)
+        return herr(h, MIMIC_ENOMEM, "mimic_run: out of memory for the flags of %lld samples", (long long)n);
+    h->cap = n;
+    return MIMIC_OK;
+}
+
+/* dst[i*dw + j] = src[(i0+i)*ss + j*fs] for m samples, sz features. */
+#define GATHER(TD, TS)                                                                    \
+    do {                                                                                  \
+        for (int64_t i = 0; i < m; i++) {                                                 \
+            const TS *s_ = (const TS *)a->data + (i0 + i) * ss;                           \
+            TD *d_ = (TD *)dst + i * dw;                                                  \
+            if (fs == 1)                                                                  \
+                for (int64_t j = 0; j < sz; j++)                                          \
+                    d_[j] = (TD)s_[j];                                                    \
+            else                                                                          \
+                for (int64_t j = 0; j < sz; j++)                                          \
+                    d_[j] = (TD)s_[j * fs];                                               \
+        }                                                                                 \
+    } while (0)
+
+static void gather(const mimic_array *a, mimic_dtype dt, void *dst, int64_t dw, int64_t i0, int64_t m)
+{
+    int64_t ss = a->sample_stride, fs = a->feature_stride, sz = a->size;
+    if (dt == MIMIC_F32) {
+        if (a->dtype == MIMIC_F32)
+            GATHER(float, float);
+        else
+            GATHER(float, double);
+    } else {
+        if (a->dtype == MIMIC_F32)
+            GATHER(double, float);
+        else
+            GATHER(double, double);
+    }
+}
+
+#define SCATTER(TD, TS)                                                                   \
+    do {                                                                                  \
+        for (int64_t i = 0; i < m; i++) {                                                 \
+            TD *d_ = (TD *)a->data + (i0 + i) * ss;                                       \
+            const TS *s_ = (const TS *)src + i * sw;                                      \
+            if (fs == 1)                                                                  \
+                for (int64_t j = 0; j < sz; j++)                                          \
+                    d_[j] = (TD)s_[j];                                                    \
+            else                                                                          \
+                for (int64_t j = 0; j < sz; j++)                                          \
+                    d_[j * fs] = (TD)s_[j];                                               \
+        }                                                                                 \
+    } while (0)
+
+static void scatter(const mimic_array *a, mimic_dtype st, const void *src, int64_t sw, int64_t i0, int64_t m)
+{
+    int64_t ss = a->sample_stride, fs = a->feature_stride, sz = a->size;
+    if (st == MIMIC_F32) {
+        if (a->dtype == MIMIC_F32)
+            SCATTER(float, float);
+        else
+            SCATTER(double, float);
+    } else {
+        if (a->dtype == MIMIC_F32)
+            SCATTER(float, double);
+        else
+            SCATTER(double, double);
+    }
+}
+
+static inline double elem(mimic_dtype dt, const void *p, int64_t k)
+{
+    return dt == MIMIC_F32 ? (double)((const float *)p)[k] : ((const double *)p)[k];
+}
+
+static inline void set_elem(mimic_dtype dt, void *p, int64_t k, double v)
+{
+    if (dt == MIMIC_F32)
+        ((float *)p)[k] = (float)v;
+    else
+        ((double *)p)[k] = v;
+}
+
+/* Thread slot t's buffers. */
+static char *xbuf(const mimic_handle *h, int t) { return (char *)h->X + (size_t)t * (size_t)(h->chunk * h->nin) * h->esize; }
+static char *ybuf(const mimic_handle *h, int t) { return (char *)h->Y + (size_t)t * (size_t)(h->chunk * h->nout) * h->esize; }
+static char *ymbuf(const mimic_handle *h, int e, int t)
+{
+    return (char *)h->Ym + ((size_t)e * (size_t)h->slots + (size_t)t) * (size_t)(h->chunk * h->nout) * h->esize;
+}
+
+/* Samples [i0, i0+m), m <= chunk, on thread slot t: gather, input checks,
+ * guard, encode, the plans, ensemble mean and spread, decode, output checks,
+ * scatter. Returns the first plan's failure (never expected: the plans were
+ * made for these widths). */
+static int run_chunk(mimic_handle *h, int t, int64_t i0, int64_t m)
+{
+    int64_t nin = h->nin, nout = h->nout;
+    mimic_dtype dt = h->dtype;
+    char *X = xbuf(h, t), *Y = ybuf(h, t);
+    double *work = h->work + (size_t)t * 3 * (size_t)nin;
+    uint8_t *flags = h->flags + i0;
+    for (int v = 0; v < h->info->contract.ninputs; v++)
+        gather(&h->bind[0][v].a, dt, X + (size_t)h->off[0][v] * h->esize, nin, i0, m);
+    for (int64_t i = 0; i < m; i++) {
+        unsigned f = 0;
+        if (dt == MIMIC_F32) {
+            const float *x = (const float *)X + i * nin;
+            for (int64_t j = 0; j < nin; j++)
+                if (!isfinite(x[j]))
+                    f = MIMIC_FLAG_INPUT_NAN;
+            if (h->guard) {
+                for (int64_t j = 0; j < nin; j++)
+                    work[j] = x[j];
+                f |= mimic_guard_check(h->guard, work, work + nin);
+            }
+        } else {
+            const double *x = (const double *)X + i * nin;
+            for (int64_t j = 0; j < nin; j++)
+                if (!isfinite(x[j]))
+                    f = MIMIC_FLAG_INPUT_NAN;
+            if (h->guard)
+                f |= mimic_guard_check(h->guard, x, work + nin);
+        }
+        flags[i] = (uint8_t)f;
+    }
+    mimic_encoder_encode(&h->info->input_encoder, dt, X, m, nin);
+    int rc = mimic_plan_run(h->plans[t], X, m, Y);
+    for (int e = 0; !rc && e < h->nmembers; e++)
+        rc = mimic_plan_run(h->members[e].plans[t], X, m, ymbuf(h, e, t));
+    if (rc)
+        return rc;
+    if (h->nmembers) {
+        int M = h->nmembers + 1;
+        for (int64_t i = 0; i < m; i++) {
+            double worst = 0;
+            for (int64_t j = 0; j < nout; j++) {
+                int64_t k = i * nout + j;
+                double sum = elem(dt, Y, k);
+                for (int e = 0; e < h->nmembers; e++)
+                    sum += elem(dt, ymbuf(h, e, t), k);
+                double mean = sum / M, ss = elem(dt, Y, k) - mean;
+                ss *= ss;
+                for (int e = 0; e < h->nmembers; e++) {
+                    double d = elem(dt, ymbuf(h, e, t), k) - mean;
+                    ss += d * d;
+                }
+                double sd = sqrt(ss / M); /* population standard deviation over the members */
+                if (!(sd <= worst))
+                    worst = sd;
+                set_elem(dt, Y, k, mean);
+            }
+            if (!(worst <= h->max_spread))
+                flags[i] |= MIMIC_FLAG_SPREAD;
+        }
+    }
+    mimic_encoder_decode(&h->info->output_encoder, dt, Y, m, nout);
+    for (int64_t i = 0; i < m; i++) {
+        unsigned f = 0;
+        for (int64_t j = 0; j < nout; j++)
+            if (!isfinite(elem(dt, Y, i * nout + j)))
+                f = MIMIC_FLAG_OUTPUT_NAN;
+        if (h->any_bounds)
+            for (int v = 0; v < h->info->contract.noutputs; v++) {
+                double lo = h->bound_lo[v], hi = h->bound_hi[v];
+                int64_t o = h->off[1][v], sz = h->info->contract.outputs[v].size;
+                for (int64_t j = 0; j < sz; j++) {
+                    double y = elem(dt, Y, i * nout + o + j);
+                    if (y < lo || y > hi)
+                        f |= MIMIC_FLAG_BOUNDS;
+                }
+            }
+        flags[i] |= (uint8_t)f;
+    }
+    for (int v = 0; v < h->info->contract.noutputs; v++)
+        scatter(&h->bind[1][v].a, dt, Y + (size_t)h->off[1][v] * h->esize, nout, i0, m);
+    return MIMIC_OK;
+}
+
+/* All n samples on up to nthr threads, split as mimic_plan_run splits a
+ * batch: chunks of the plans' size, or for a batch smaller than one chunk
+ * per thread, equal shares of at least MIN_ROWS_PER_THREAD rows. */
+static int run_all(mimic_handle *h, int64_t n, int nthr)
+{
+    int64_t per = h->chunk;
+    if (nthr > h->slots)
+        nthr = h->slots;
+    if (nthr > 1 && n < nthr * per) {
+        per = ((n + nthr - 1) / nthr + 15) / 16 * 16;
+        if (per < MIN_ROWS_PER_THREAD)
+            per = h->chunk, nthr = 1;
+        else if (per > h->chunk)
+            per = h->chunk;
+    }
+    int64_t nchunks = (n + per - 1) / per;
+    if (nthr > nchunks)
+        nthr = (int)nchunks;
+    int rc = MIMIC_OK;
+    if (nthr <= 1) {
+        for (int64_t c = 0; !rc && c < nchunks; c++)
+            rc = run_chunk(h, 0, c * per, n - c * per < per ? n - c * per : per);
+    } else {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthr)
+        {
+            /* contiguous ranges of chunks per thread; the team may be smaller than asked */
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            int64_t c0 = nchunks * t / nt, c1 = nchunks * (t + 1) / nt;
+            for (int64_t c = c0; c < c1; c++) {
+                int r = run_chunk(h, t, c * per, n - c * per < per ? n - c * per : per);
+                if (r) {
+#pragma omp atomic write
+                    rc = r;
+                }
+            }
+        }
+#endif
+    }
+    if (rc)
+        return herr(h, rc, "mimic_run: a plan failed (code %d); this is a bug in mimic, please report it", rc);
+    return MIMIC_OK;
+}
+
+/* A host callback failed: keep its message if it recorded one. */
+static int callback_failed(mimic_handle *h, const char *what, int ret)
+{
+    if (mimic_errcode() != MIMIC_OK)
+        return prefix_error(h, mimic_errcode(), what[0] == 'f' ? "mimic_run: the fallback failed: "
+                                                                : "mimic_run: the residual callback failed: ");
+    return herr(h, MIMIC_ESTATE, "mimic_run: the %s returned %d (record a message with mimic_error to say why)", what,
+                ret);
+}
+
+int mimic_run(mimic_handle *h, int64_t n)
+{
+    if (!h)
+        return NULL_HANDLE("mimic_run");
+    if (n < 0)
+        return herr(h, MIMIC_EARG, "mimic_run: n must be >= 0, got %lld", (long long)n);
+    h->last_n = 0;
+    if (n == 0)
+        return MIMIC_OK;
+    for (int s = 0; s < 2; s++)
+        for (int i = 0; i < nvars(h, s); i++) {
+            if (!h->bind[s][i].bound)
+                return herr(h, MIMIC_ESTATE, "mimic_run: %s '%s' is not bound (mimic_bind every input and output "
+                            "before running)", side_name(s), vars(h, s)[i].name);
+            int rc = check_layout(h, s, i, n);
+            if (rc)
+                return rc;
+        }
+    int rc = reserve(h, n);
+    if (rc)
+        return rc;
+    double t0 = now();
+    int nthr = in_parallel() ? 1 : h->opt.num_threads > 0 ? h->opt.num_threads : mimic_get_num_threads();
+    int prev = push_threads(nthr); /* for BLAS, when the chunks run on the calling thread */
+    rc = run_all(h, n, nthr);
+    pop_threads(prev); /* the host's callbacks run with its own setting */
+    if (rc)
+        return rc;
+    h->last_n = n;
+
+    /* the host's conservation check, on the samples the surrogate kept */
+    if (h->resid_fn) {
+        int64_t c = 0;
+        for (int64_t s = 0; s < n; s++)
+            if (!h->flags[s])
+                h->idx[c++] = s;
+        if (c) {
+            mimic_clear_error();
+            int ret = h->resid_fn(h->resid_ud, h->idx, c, h->resid);
+            if (ret)
+                return callback_failed(h, "residual callback", ret);
+            for (int64_t k = 0; k < c; k++)
+                if (!(fabs(h->resid[k]) <= h->resid_tol))
+                    h->flags[h->idx[k]] |= MIMIC_FLAG_RESIDUAL;
+        }
+    }
+    int64_t nflag = 0, per[MIMIC_NUM_FLAGS] = {0};
+    for (int64_t s = 0; s < n; s++) {
+        unsigned f = h->flags[s];
+        if (!f)
+            continue;
+        h->idx[nflag++] = s;
+        for (int k = 0; k < MIMIC_NUM_FLAGS; k++)
+            per[k] += (f >> k) & 1;
+    }
+    double tf = 0;
+    if (nflag && h->fb_fn) {
+        double t1 = now();
+        mimic_clear_error();
+        int ret = h->fb_fn(h->fb_ud, h->idx, nflag);
+        tf = now() - t1;
+        if (ret)
+            return callback_failed(h, "fallback", ret);
+    } else if (nflag && !h->warned) {
+        h->warned = true;
+        logf_(h, MIMIC_LOG_WARN, "mimic: %lld of %lld samples flagged (input NaN %lld, range %lld, distance %lld, "
+              "output NaN %lld, bounds %lld, residual %lld, spread %lld) and no fallback is set: they keep the "
+              "surrogate's outputs (warned once per handle)", (long long)nflag, (long long)n, (long long)per[0],
+              (long long)per[1], (long long)per[2], (long long)per[3], (long long)per[4], (long long)per[5],
+              (long long)per[6]);
+    }
+    mimic_stats *st = &h->stats;
+    st->calls++;
+    st->samples += n;
+    int64_t fb = h->fb_fn ? nflag : 0;
+    st->fallback += fb;
+    st->surrogate += n - fb;
+    for (int k = 0; k < MIMIC_NUM_FLAGS; k++)
+        st->flagged[k] += per[k];
+    st->fallback_seconds += tf;
+    st->seconds += now() - t0;
+    return MIMIC_OK;
+}
+
+int mimic_last_flags(const mimic_handle *h, const uint8_t **flags, int64_t *n)
+{
+    if (!h)
+        return NULL_HANDLE("mimic_last_flags");
+    if (!flags || !n)
+        return herr(h, MIMIC_EARG, "mimic_last_flags: %s is NULL", flags ? "n" : "flags");
+    *flags = h->flags;
+    *n = h->last_n;
+    return MIMIC_OK;
+}
+
+int mimic_get_stats(const mimic_handle *h, mimic_stats *s)
+{
+    if (!h)
+        return NULL_HANDLE("mimic_get_stats");
+    if (!s)
+        return herr(h, MIMIC_EARG, "mimic_get_stats: s is NULL");
+    *s = h->stats;
+    return MIMIC_OK;
+}
+
+int mimic_reset_stats(mimic_handle *h)
+{
+    if (!h)
+        return NULL_HANDLE("mimic_reset_stats");
+    memset(&h->stats, 0, sizeof h->stats);
+    return MIMIC_OK;
+}
