@@ -197,6 +197,8 @@ static int l_module_index(lua_State *L)
 /* mimic.embed, mimic.guard, mimic.profiler (lua/lembed.c). */
 void lmimic_open_embed(lua_State *L, int mod, int methods);
 
+void lmimic_open_conv(lua_State *L, int mod, int methods); /* lua/lconv.c */
+
 int luaopen_mimic(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
@@ -223,6 +225,7 @@ int luaopen_mimic(lua_State *L)
     lmimic_open_plan(L, mod, methods);
     lmimic_open_modelfile(L, mod, methods);
     lmimic_open_spectra(L, mod, methods);
+    lmimic_open_conv(L, mod, methods);
     lmimic_open_embed(L, mod, methods);
     lua_settop(L, mod);
     lua_newtable(L);

@@ -7,11 +7,13 @@
 extern const mimic_opdef mimic_ops_elementwise[];
 extern const mimic_opdef mimic_ops_reduce[], mimic_ops_linalg[];
 extern const mimic_opdef mimic_ops_views[], mimic_ops_copy[], mimic_ops_index[], mimic_ops_sort[];
+extern const mimic_opdef mimic_ops_conv[];
 
 static const mimic_opdef *const families[] = {
     mimic_ops_elementwise,
     mimic_ops_reduce, mimic_ops_linalg,
     mimic_ops_views, mimic_ops_copy, mimic_ops_index, mimic_ops_sort,
+    mimic_ops_conv,
 };
 
 const char *mimic_op_name(int i)

@@ -1221,4 +1221,225 @@ function GaussianKLLoss:forward(mu, logvar, mu2, logvar2)
   return F.gaussian_kl(mu, logvar, mu2, logvar2, self.opts)
 end
 
+-- --- convolution and pooling (core/ops/conv.c; docs/mappings.md) ---------------------------
+-- Channels first as PyTorch: [N, C, L], [N, C, H, W], [N, C, D, H, W]; an
+-- unbatched input (one dim fewer) is treated as a batch of one. Weights are
+-- [out, in/groups, k...], PyTorch's layout, so its state dicts load unchanged.
+for nsp = 1, 3 do
+  local suffix = nsp .. "d"
+  F["conv" .. suffix] = mimic["conv" .. suffix]
+  F["conv_transpose" .. suffix] = mimic["conv_transpose" .. suffix]
+  F["max_pool" .. suffix] = mimic["max_pool" .. suffix]
+  F["avg_pool" .. suffix] = mimic["avg_pool" .. suffix]
+end
+
+-- A per-dim size as a table of nsp integers (a number repeats).
+local function dims_of(fn, what, v, nsp, min)
+  local t = {}
+  if type(v) == "table" then
+    if #v ~= nsp then raise(string.format("%s: %s must have %d entries, got %d", fn, what, nsp, #v)) end
+    for i = 1, nsp do t[i] = v[i] end
+  else
+    for i = 1, nsp do t[i] = v end
+  end
+  for i = 1, nsp do check_size(fn, what, t[i], min) end
+  return t
+end
+
+local function dims_str(t) return table.concat(t, "x") end
+
+-- Runs f on x with a batch dim added when x is unbatched (nsp + 1 dims). A
+-- core error (kernel larger than the input, ...) is raised at the user's line.
+local function batched(fn, x, nsp, f)
+  check_tensor(fn, "input", x)
+  local unbatched = x:dim() == nsp + 1
+  if not unbatched and x:dim() ~= nsp + 2 then
+    raise(string.format("%s: input of shape %s must have %d dims (batch, channels, %d spatial) or %d (unbatched)",
+      fn, shape_str(x), nsp + 2, nsp, nsp + 1))
+  end
+  local ok, y = pcall(f, unbatched and x:unsqueeze(1) or x)
+  if not ok then raise((tostring(y):gsub("^[^:]*:%d+: ", ""))) end
+  return unbatched and y:squeeze(1) or y
+end
+
+local CONV_OPTS = { stride = true, padding = true, dilation = true, groups = true, bias = true, padding_mode = true,
+                    generator = true, init = true, dtype = true }
+
+local function conv_class(nsp, transposed)
+  local name = (transposed and "ConvTranspose" or "Conv") .. nsp .. "d"
+  local cls = builtin(name)
+  local fwd = transposed and mimic["conv_transpose" .. nsp .. "d"] or mimic["conv" .. nsp .. "d"]
+  -- ConvNd(in_channels, out_channels, kernel_size [, {stride = 1, padding = 0 | "same" | "valid",
+  --   dilation = 1, groups = 1, bias = true, padding_mode = "zeros" | "circular", generator =, init =,
+  --   dtype = "float32"}]); ConvTransposeNd also takes output_padding.
+  function cls:init(in_channels, out_channels, kernel_size, opts)
+    check_size(name, "in_channels", in_channels)
+    check_size(name, "out_channels", out_channels)
+    local known = CONV_OPTS
+    if transposed then
+      known = { output_padding = true }
+      for k in pairs(CONV_OPTS) do known[k] = true end
+    end
+    opts = check_opts(name, opts, known)
+    local g = opts.groups or 1
+    check_size(name, "groups", g)
+    if in_channels % g ~= 0 or out_channels % g ~= 0 then
+      raise(string.format("%s: in_channels (%d) and out_channels (%d) must be divisible by groups (%d)", name,
+        in_channels, out_channels, g))
+    end
+    local pm = opts.padding_mode or "zeros"
+    if pm ~= "zeros" and pm ~= "circular" then
+      raise(string.format("%s: padding_mode must be 'zeros' or 'circular', got %s", name, tostring(pm)))
+    end
+    if transposed and pm ~= "zeros" then raise(name .. ": only padding_mode 'zeros' is supported (as PyTorch)") end
+    local dt = float_dtype(name, opts.dtype)
+    self.in_channels, self.out_channels, self.groups = in_channels, out_channels, g
+    self.kernel_size = dims_of(name, "kernel_size", kernel_size, nsp)
+    self.stride = dims_of(name, "stride", opts.stride or 1, nsp)
+    self.dilation = dims_of(name, "dilation", opts.dilation or 1, nsp)
+    local p = opts.padding or 0
+    if p == "valid" then p = 0 end
+    self.padding = p == "same" and "same" or dims_of(name, "padding", p, nsp, 0)
+    if transposed then self.output_padding = dims_of(name, "output_padding", opts.output_padding or 0, nsp, 0) end
+    self.padding_mode = pm
+    local shape = transposed and { in_channels, out_channels // g } or { out_channels, in_channels // g }
+    for i = 1, nsp do shape[#shape + 1] = self.kernel_size[i] end
+    self.weight = nn.Parameter(mimic.zeros(shape, dt))
+    if opts.bias ~= false then self.bias = nn.Parameter(mimic.zeros(out_channels, dt)) end
+    self:reset_parameters(opts)
+  end
+
+  -- PyTorch's default: kaiming_uniform_(a = sqrt(5)) on the weight, the bias
+  -- U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = weight:size(2) * prod(kernel).
+  function cls:reset_parameters(opts)
+    opts = opts or {}
+    local g = generator_of(name, opts)
+    if opts.init == nil or opts.init == "default" then
+      init.kaiming_uniform_(self.weight, { a = math.sqrt(5), generator = g })
+      if self.bias then
+        local fan_in = fans(name, self.weight)
+        local bound = fan_in > 0 and 1 / math.sqrt(fan_in) or 0
+        init.uniform_(self.bias, -bound, bound, { generator = g })
+      end
+    elseif type(opts.init) == "function" then
+      opts.init(self, g)
+    else
+      named_init(name, opts.init)(self.weight, { generator = g })
+      if self.bias then init.zeros_(self.bias) end
+    end
+    return self
+  end
+
+  function cls:forward(x)
+    local o = { stride = self.stride, padding = self.padding, dilation = self.dilation, groups = self.groups }
+    if transposed then o.output_padding = self.output_padding else o.padding_mode = self.padding_mode end
+    return batched(tostring(self), x, nsp, function(xb)
+      local c = xb:size(2)
+      if c ~= self.in_channels then
+        raise(string.format("%s: input of shape %s has %d channels (dim 2), expected %d", tostring(self),
+          shape_str(xb), c, self.in_channels))
+      end
+      return fwd(xb, self.weight, self.bias, o)
+    end)
+  end
+
+  function cls:extra_repr()
+    local parts = { string.format("%d -> %d", self.in_channels, self.out_channels),
+                    "kernel_size=" .. dims_str(self.kernel_size) }
+    local function add(key, v, default)
+      local s = type(v) == "table" and dims_str(v) or tostring(v)
+      if s ~= default then parts[#parts + 1] = key .. "=" .. s end
+    end
+    local ones = dims_str(dims_of(name, "stride", 1, nsp))
+    add("stride", self.stride, ones)
+    add("padding", self.padding, dims_str(dims_of(name, "padding", 0, nsp, 0)))
+    add("dilation", self.dilation, ones)
+    add("groups", self.groups, "1")
+    add("padding_mode", self.padding_mode, "zeros")
+    if transposed then add("output_padding", self.output_padding, dims_str(dims_of(name, "padding", 0, nsp, 0))) end
+    if not self.bias then parts[#parts + 1] = "bias=false" end
+    return table.concat(parts, ", ")
+  end
+  return cls
+end
+
+-- MaxPoolNd(kernel_size [, stride] [, {stride = kernel_size, padding = 0, dilation = 1}]) and
+-- AvgPoolNd(kernel_size [, stride] [, {stride, padding, count_include_pad = true}]).
+local function pool_class(nsp, avg)
+  local name = (avg and "AvgPool" or "MaxPool") .. nsp .. "d"
+  local cls = builtin(name)
+  local fwd = avg and mimic["avg_pool" .. nsp .. "d"] or mimic["max_pool" .. nsp .. "d"]
+  local known = avg and { stride = true, padding = true, count_include_pad = true }
+                     or { stride = true, padding = true, dilation = true }
+  function cls:init(kernel_size, stride, opts)
+    if type(stride) == "table" and opts == nil then stride, opts = nil, stride end
+    opts = check_opts(name, opts, known)
+    self.kernel_size = dims_of(name, "kernel_size", kernel_size, nsp)
+    self.stride = dims_of(name, "stride", stride or opts.stride or kernel_size, nsp)
+    self.padding = dims_of(name, "padding", opts.padding or 0, nsp, 0)
+    if avg then
+      self.count_include_pad = opts.count_include_pad ~= false
+    else
+      self.dilation = dims_of(name, "dilation", opts.dilation or 1, nsp)
+    end
+  end
+  function cls:forward(x)
+    local o = { stride = self.stride, padding = self.padding }
+    if avg then o.count_include_pad = self.count_include_pad else o.dilation = self.dilation end
+    return batched(tostring(self), x, nsp, function(xb) return fwd(xb, self.kernel_size, o) end)
+  end
+  function cls:extra_repr()
+    local s = "kernel_size=" .. dims_str(self.kernel_size) .. ", stride=" .. dims_str(self.stride)
+    if self.padding[1] ~= 0 or dims_str(self.padding):find("[1-9]") then s = s .. ", padding=" .. dims_str(self.padding) end
+    if avg and not self.count_include_pad then s = s .. ", count_include_pad=false" end
+    return s
+  end
+  return cls
+end
+
+for nsp = 1, 3 do
+  conv_class(nsp, false)
+  conv_class(nsp, true)
+  pool_class(nsp, false)
+  pool_class(nsp, true)
+end
+
+F.upsample = mimic.upsample
+F.interpolate = mimic.upsample
+
+-- Upsample({size = | scale_factor =, mode = "nearest" | "linear" | "bilinear" | "trilinear",
+-- align_corners = false}): resizes the spatial dims (PyTorch's nn.Upsample).
+local Upsample = builtin("Upsample")
+function Upsample:init(opts)
+  opts = check_opts("Upsample", opts, { size = true, scale_factor = true, mode = true, align_corners = true })
+  if (opts.size == nil) == (opts.scale_factor == nil) then raise("Upsample: give exactly one of size and scale_factor") end
+  self.size, self.scale_factor = opts.size, opts.scale_factor
+  self.mode, self.align_corners = opts.mode or "nearest", opts.align_corners
+end
+function Upsample:forward(x)
+  check_tensor("Upsample", "input", x)
+  return mimic.upsample(x, { size = self.size, scale_factor = self.scale_factor, mode = self.mode,
+                             align_corners = self.align_corners })
+end
+function Upsample:extra_repr()
+  local v = self.size or self.scale_factor
+  local s = (self.size and "size=" or "scale_factor=") .. (type(v) == "table" and table.concat(v, "x") or tostring(v))
+  return s .. ", mode=" .. self.mode .. (self.align_corners and ", align_corners=true" or "")
+end
+
+-- Flatten([start_dim = 2 [, end_dim = -1]]): merges dims, by default all but
+-- the batch dim (PyTorch's defaults), e.g. between a convolution and a Linear.
+local Flatten = builtin("Flatten")
+function Flatten:init(start_dim, end_dim)
+  self.start_dim, self.end_dim = start_dim or 2, end_dim or -1
+  if math.type(self.start_dim) ~= "integer" or math.type(self.end_dim) ~= "integer" then
+    raise("Flatten: start_dim and end_dim must be integers")
+  end
+end
+function Flatten:forward(x)
+  check_tensor("Flatten", "input", x)
+  return x:flatten(self.start_dim, self.end_dim)
+end
+function Flatten:extra_repr() return string.format("%d, %d", self.start_dim, self.end_dim) end
+
 return nn

@@ -52,7 +52,8 @@ typedef struct gcase {
 #include "gradcases_elementwise.h"
 #include "gradcases_reduce_linalg.h"
 #include "gradcases_shape.h"
-static const gcase *const case_lists[] = {cases_elementwise, cases_reduce_linalg, cases_shape};
+#include "gradcases_conv.h"
+static const gcase *const case_lists[] = {cases_elementwise, cases_reduce_linalg, cases_shape, cases_conv};
 
 /* Worst |analytic - numeric| / (1 + |numeric|) over every input element. */
 static double gradcheck(const gcase *c)

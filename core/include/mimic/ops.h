@@ -131,4 +131,70 @@ mimic_tensor *mimic_sort(const mimic_tensor *t, int dim, bool descending, mimic_
 /* The k largest (or smallest) along dim, sorted; *indices as for sort. */
 mimic_tensor *mimic_topk(const mimic_tensor *t, int64_t k, int dim, bool largest, mimic_tensor **indices);
 
+/* --- convolution and pooling (core/ops/conv.c) ------------------------------------ */
+/* Channels first, as PyTorch: inputs are [N, C, L], [N, C, H, W] or
+ * [N, C, D, H, W] (1, 2 or 3 spatial dims). Options are per spatial dim (only
+ * the first 1, 2 or 3 entries are read); a zeroed struct is the default:
+ * stride 0 means 1 (pooling: the kernel size), dilation 0 means 1, groups 0
+ * means 1. With `circular` the input wraps around (a periodic domain) instead
+ * of being padded with zeros; then padding must not exceed the input size.
+ * Results are float64 when any operand is, else float32; they do not depend on
+ * the thread count. Differentiable (any order) in every float input. */
+typedef struct mimic_conv_opts {
+    int64_t stride[3], padding[3], dilation[3];
+    int64_t groups;
+    bool circular;
+} mimic_conv_opts;
+
+/* Cross-correlation as PyTorch's conv1d/2d/3d: w is [Cout, Cin/groups, k...]
+ * (its rank gives the number of spatial dims), bias NULL or [Cout]. Output
+ * size per dim: (in + 2 pad - dil (k - 1) - 1) / stride + 1. */
+mimic_tensor *mimic_conv(const mimic_tensor *x, const mimic_tensor *w, const mimic_tensor *bias,
+                         const mimic_conv_opts *o);
+/* The transposed convolution (the adjoint of mimic_conv in x, PyTorch's
+ * conv_transpose): x is [N, Cin, ...], w is [Cin, Cout/groups, k...], bias
+ * NULL or [Cout]; output size (in - 1) stride - 2 pad + dil (k - 1) + 1 +
+ * output_padding, output_padding (NULL: zeros) smaller than stride or dilation. */
+mimic_tensor *mimic_conv_transpose(const mimic_tensor *x, const mimic_tensor *w, const mimic_tensor *bias,
+                                   const mimic_conv_opts *o, const int64_t *output_padding);
+/* The gradient of mimic_conv w.r.t. its weight: x [N, Cin, ...] and the
+ * output gradient gy [N, Cout, ...] give [Cout, Cin/groups, ksize...]. */
+mimic_tensor *mimic_conv_weight(const mimic_tensor *x, const mimic_tensor *gy, const int64_t *ksize,
+                                const mimic_conv_opts *o);
+
+/* Pooling windows: kernel (required, >= 1), stride (0: the kernel), zero
+ * padding (at most half the kernel, as PyTorch), dilation (max pool only).
+ * Windows start inside the padded input (PyTorch's ceil_mode = false). */
+typedef struct mimic_pool_opts {
+    int64_t kernel[3], stride[3], padding[3], dilation[3];
+    bool exclude_pad; /* avg: divide by the count of real elements (count_include_pad = false) */
+} mimic_pool_opts;
+/* Max over each window (NaN wins, as PyTorch); *indices (if not NULL) gets
+ * the int64 0-based flat position of each maximum within its input plane.
+ * The gradient goes to the first maximum of each window. */
+mimic_tensor *mimic_max_pool(const mimic_tensor *x, int nsp, const mimic_pool_opts *o, mimic_tensor **indices);
+/* The adjoint of mimic_max_pool (its gradient w.r.t. x): each element of g
+ * added at its position in `indices` (as max_pool returns them) of a zeroed
+ * tensor of in_shape (nsp + 2 dims). */
+mimic_tensor *mimic_max_pool_backward(const mimic_tensor *g, const mimic_tensor *indices, const int64_t *in_shape,
+                                      int nsp);
+/* Mean over each window (padding counts as zeros unless exclude_pad). */
+mimic_tensor *mimic_avg_pool(const mimic_tensor *x, int nsp, const mimic_pool_opts *o);
+/* The adjoint of mimic_avg_pool (its gradient w.r.t. x): g has avg_pool's
+ * output shape, in_shape (nsp + 2 dims) is x's shape. */
+mimic_tensor *mimic_avg_pool_backward(const mimic_tensor *g, const int64_t *in_shape, int nsp,
+                                      const mimic_pool_opts *o);
+
+/* Upsampling to `size` (nsp sizes; any size, also smaller), PyTorch's rules
+ * with the scale in/out per dim: nearest takes input floor(o in / out);
+ * linear interpolates along each spatial dim (linear, bilinear, trilinear),
+ * from half-pixel centres, or with align_corners from the corner pixels. */
+typedef enum mimic_upsample_mode { MIMIC_UPSAMPLE_NEAREST, MIMIC_UPSAMPLE_LINEAR } mimic_upsample_mode;
+mimic_tensor *mimic_upsample(const mimic_tensor *x, int nsp, const int64_t *size, mimic_upsample_mode mode,
+                             bool align_corners);
+/* The adjoint of mimic_upsample (its gradient w.r.t. x): g of the upsampled
+ * shape back to in_shape (nsp + 2 dims). */
+mimic_tensor *mimic_upsample_backward(const mimic_tensor *g, const int64_t *in_shape, int nsp,
+                                      mimic_upsample_mode mode, bool align_corners);
+
 #endif
