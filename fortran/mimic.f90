@@ -42,7 +42,9 @@
 ! integer(c_int64_t)), so the module works unchanged under -fdefault-real-8 or
 ! -fdefault-integer-8. Options, statuses and counts are default integers.
 ! Statuses are MIMIC_OK (0) or a negative MIMIC_E* code; the message is
-! mimic_last_error(h). Names are passed without trailing blanks (trim).
+! mimic_last_error(h), except after mimic_load_guard, where it is
+! mimic_last_error() (the thread's last error, see there). Names are passed
+! without trailing blanks (trim).
 module mimic
   use, intrinsic :: iso_c_binding
   implicit none
@@ -496,12 +498,17 @@ contains
     h%ptr = c_null_ptr
   end function mimic_close
 
-  !> The message of the handle's last failed call; for a null handle (a failed
-  !> open), the calling thread's last mimic error.
+  !> The message of the handle's last failed call. Without h, or for a null
+  !> handle (a failed open), the calling thread's last mimic error: what went
+  !> wrong in mimic_load_guard, whose failures are the guard file's.
   function mimic_last_error(h) result(msg)
-    type(mimic_handle), intent(in) :: h
+    type(mimic_handle), intent(in), optional :: h
     character(:), allocatable :: msg
-    msg = from_c(c_last_error(h%ptr))
+    if (present(h)) then
+       msg = from_c(c_last_error(h%ptr))
+    else
+       msg = from_c(c_last_error(c_null_ptr))
+    end if
   end function mimic_last_error
 
   integer function bind_f32_2(h, which, name, x, samples_dim, units) result(rc)
@@ -751,7 +758,8 @@ contains
     hash = from_c(c_model_hash(h%ptr))
   end function mimic_model_hash
 
-  !> Bounds on a named output in its raw units (-huge/huge: none).
+  !> Bounds on a named output in its raw units (-huge/huge: no limit on finite
+  !> values; +-Inf outputs are flagged MIMIC_FLAG_OUTPUT_NAN in any case).
   integer function mimic_set_output_bounds(h, name, lo, hi) result(rc)
     type(mimic_handle), intent(in) :: h
     character(*), intent(in) :: name
@@ -759,7 +767,9 @@ contains
     rc = int(c_set_output_bounds(h%ptr, cstr(name), lo, hi))
   end function mimic_set_output_bounds
 
-  !> Loads a guard file (mimic/guard.h, written by mimic.guard in Lua) into the handle.
+  !> Loads a guard file (mimic/guard.h, written by mimic.guard in Lua) into the
+  !> handle. A file that cannot be loaded is not the handle's error: its
+  !> message is mimic_last_error() (no argument), not mimic_last_error(h).
   integer function mimic_load_guard(h, path) result(rc)
     type(mimic_handle), intent(in) :: h
     character(*), intent(in) :: path

@@ -251,8 +251,11 @@ static void on_release(void *flag)
     *(int *)flag = 1;
 }
 
-static int check_array(const mimic_array *a, const char *what, int k)
+/* Inputs may repeat elements (a stride of 0 broadcasts); outputs may not:
+ * their samples would overwrite each other. */
+static int check_array(const mimic_array *a, bool output, int k, int64_t n)
 {
+    const char *what = output ? "output" : "input";
     if (a->data == NULL && a->size > 0)
         return mimic_error(MIMIC_EARG, "script_call: %s %d has NULL data", what, k + 1);
     if (a->dtype != MIMIC_F32 && a->dtype != MIMIC_F64)
@@ -264,6 +267,12 @@ static int check_array(const mimic_array *a, const char *what, int k)
                            "the strides >= 0",
                            what, k + 1, (long long)a->size, (long long)a->sample_stride,
                            (long long)a->feature_stride);
+    const bool shared_samples = n > 1 && a->sample_stride == 0;
+    if (output && (shared_samples || (a->size > 1 && a->feature_stride == 0)))
+        return mimic_error(MIMIC_EARG,
+                           "script_call: output %d has a zero %s stride, so its %s would overwrite each other; "
+                           "give every sample and feature its own element",
+                           k + 1, shared_samples ? "sample" : "feature", shared_samples ? "samples" : "features");
     return MIMIC_OK;
 }
 
@@ -318,15 +327,15 @@ static int call_body(lua_State *L)
         mimic_tensor *r = lmimic_totensor(L, idx);
         if (r == NULL) {
             c->code = MIMIC_EDTYPE;
-            return luaL_error(L, "script_call: result %d of '%s' is a %s; return a mimic Tensor of shape [%d,%d]",
-                              k + 1, c->fn, luaL_typename(L, idx), (int)c->n, (int)c->out[k].size);
+            return luaL_error(L, "script_call: result %d of '%s' is a %s; return a mimic Tensor of shape [%I,%I]",
+                              k + 1, c->fn, luaL_typename(L, idx), (lua_Integer)c->n, (lua_Integer)c->out[k].size);
         }
         if (r->ndim != 2 || r->shape[0] != c->n || r->shape[1] != c->out[k].size) {
             char buf[96];
             c->code = MIMIC_ESHAPE;
-            return luaL_error(L, "script_call: result %d of '%s' has shape %s; the host expects [%d,%d]", k + 1,
-                              c->fn, mimic_shape_str(r->ndim, r->shape, buf, sizeof buf), (int)c->n,
-                              (int)c->out[k].size);
+            return luaL_error(L, "script_call: result %d of '%s' has shape %s; the host expects [%I,%I]", k + 1,
+                              c->fn, mimic_shape_str(r->ndim, r->shape, buf, sizeof buf), (lua_Integer)c->n,
+                              (lua_Integer)c->out[k].size);
         }
         if (r->dtype != MIMIC_F32 && r->dtype != MIMIC_F64) {
             c->code = MIMIC_EDTYPE;
@@ -419,7 +428,7 @@ int mimic_script_call(mimic_script *s, const char *fn, int nin, const mimic_arra
         return set_error(s, MIMIC_EARG, mimic_errmsg());
     }
     for (int k = 0; k < nin + nout; k++) {
-        int rc = check_array(k < nin ? &in[k] : &out[k - nin], k < nin ? "input" : "output", k < nin ? k : k - nin);
+        int rc = check_array(k < nin ? &in[k] : &out[k - nin], k >= nin, k < nin ? k : k - nin, n);
         if (rc)
             return set_error(s, rc, mimic_errmsg());
     }

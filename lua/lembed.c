@@ -11,8 +11,9 @@
  *   h:run(inputs [, n] [, out]) -> {name = tensor [n, size]}
  *       inputs: {name = tensor [n, size]} (or [n] for size 1), or one tensor
  *       [n, nin] with the inputs' columns in contract order; float32/float64,
- *       any strides: bound zero-copy. out: {name = tensor [>= n, size]} to
- *       write into; default new float64 tensors.
+ *       any strides but a zero sample stride (expanded: t:contiguous()):
+ *       bound zero-copy. out: {name = tensor [>= n, size]} to write into;
+ *       default new float64 tensors.
  *   h:set_guard(g | nil), h:set_bounds(output, lo, hi), h:set_spread_limit(x),
  *   h:add_member(path), h:set_fallback(function(idx, outputs, inputs) | nil)
  *       idx: int64 tensor of 1-based sample indices (ascending); the function
@@ -485,7 +486,7 @@ static int l_open(lua_State *L)
             } else if (strcmp(k, "threads") == 0) {
                 lua_Integer t = luaL_checkinteger(L, -1);
                 if (t < 0 || t > 1 << 16)
-                    return luaL_error(L, "embed.open: threads %I must be >= 0 (0: mimic.get_num_threads())", t);
+                    return luaL_error(L, "embed.open: threads %I must be in 0..65536 (0: mimic.get_num_threads())", t);
                 o.num_threads = (int)t;
             } else if (strcmp(k, "deterministic") == 0) {
                 o.deterministic = lua_toboolean(L, -1);
@@ -665,6 +666,8 @@ static mimic_array as_array(lua_State *L, const char *what, const char *name, mi
         luaL_error(L, "run: %s '%s' has %I rows, expected %I", what, name, (lua_Integer)n, (lua_Integer)rows);
     if (output && ((n > 1 && ss == 0) || (size > 1 && fs == 0)))
         luaL_error(L, "run: output '%s' has a zero stride (an expanded view); outputs need their own memory", name);
+    if (!output && n > 0 && ss == 0) /* mimic_bind needs a sample stride >= 1 */
+        luaL_error(L, "run: %s '%s' has a zero sample stride (an expanded view); pass t:contiguous()", what, name);
     if (rows_out)
         *rows_out = n;
     size_t es = mimic_dtype_size(t->dtype);

@@ -13,9 +13,9 @@
  *   distance (int 0/1), min, max [nfeat] float64; with distance also
  *   mean, scale [nfeat], chol [nfeat, nfeat] (lower Cholesky factor of the
  *   standardised covariance + ridge) and limit (number).
- * Loading checks every entry's kind, dtype and shape before reading it, and
- * every value (finite, ordered, positive) after: a file never yields a guard
- * that would misbehave. */
+ * Loading checks every entry's kind, dtype and shape before allocating or
+ * reading anything, and every value (finite, ordered, positive) after: a file
+ * never yields a guard that would misbehave. */
 #include "mimic/guard.h"
 
 #include "mimic/embed.h"
@@ -221,7 +221,8 @@ mimic_guard *mimic_guard_fit(const void *x, mimic_dtype dtype, int64_t n, int64_
     else if (!(o.quantile > 0 && o.quantile <= 1))
         rc = mimic_error(MIMIC_EARG, "mimic_guard_fit: quantile must be in (0, 1] (0: 0.999), got %g", o.quantile);
     else if (n > INT32_MAX / 2)
-        rc = mimic_error(MIMIC_EARG, "mimic_guard_fit: n = %lld rows is too many for one fit", (long long)n);
+        rc = mimic_error(MIMIC_EARG, "mimic_guard_fit: n = %lld rows is too many for one fit (at most %d); fit on a "
+                         "random subsample", (long long)n, INT32_MAX / 2);
     if (rc)
         return NULL;
     for (int64_t i = 0; i < n; i++)
@@ -338,10 +339,8 @@ static int put_vec(mimic_dict_writer *w, const char *name, const double *p, int 
     return rc;
 }
 
-int mimic_guard_save(const mimic_guard *g, const char *path)
+static int save_body(const mimic_guard *g, const char *path)
 {
-    if (!g || !path)
-        return mimic_error(MIMIC_EARG, "mimic_guard_save: %s is NULL", g ? "path" : "guard");
     mimic_dict_writer *w = mimic_dict_create(path);
     if (!w)
         return mimic_errcode();
@@ -365,6 +364,19 @@ int mimic_guard_save(const mimic_guard *g, const char *path)
         return rc;
     }
     return mimic_dict_commit(w);
+}
+
+/* HDF5 is not thread-safe: guard files take turns with mimic_open and
+ * mimic_add_member (the same critical section, core/embed/handle.c), so a
+ * host's threads may each open a handle and load its guard at once. */
+int mimic_guard_save(const mimic_guard *g, const char *path)
+{
+    if (!g || !path)
+        return mimic_error(MIMIC_EARG, "mimic_guard_save: %s is NULL", g ? "path" : "guard");
+    int rc;
+#pragma omp critical(mimic_hdf5)
+    rc = save_body(g, path);
+    return rc;
 }
 
 typedef struct gload {
@@ -398,9 +410,9 @@ static const mimic_dict_entry *gentry(const gload *L, const char *name, mimic_di
     return *rc ? NULL : e;
 }
 
-/* Reads a float64 tensor entry of shape [r, c] (ndim 1: [c]) into dst, after
- * checking its kind, dtype and shape; values must be finite. */
-static int gvec(gload *L, const char *name, int ndim, int64_t r, int64_t c, double *dst)
+/* Checks that a float64 tensor entry of shape [r, c] (ndim 1: [c]) is there:
+ * kind, dtype and shape, before anything is allocated for it. */
+static int gvec_check(gload *L, const char *name, int ndim, int64_t r, int64_t c)
 {
     int rc = MIMIC_OK;
     const mimic_dict_entry *e = gentry(L, name, MIMIC_DICT_TENSOR, &rc);
@@ -412,6 +424,15 @@ static int gvec(gload *L, const char *name, int ndim, int64_t r, int64_t c, doub
         return gbad(L, MIMIC_EIO, "entry '%s' is %s %s, expected float64 [%s%lld]", name, mimic_dtype_name(e->dtype),
                     mimic_shape_str(e->ndim, e->shape, got, sizeof got), ndim == 2 ? "nfeat, " : "", (long long)c);
     }
+    return MIMIC_OK;
+}
+
+/* Reads the entry gvec_check accepted into dst; values must be finite. */
+static int gvec(gload *L, const char *name, int ndim, int64_t r, int64_t c, double *dst)
+{
+    int rc = gvec_check(L, name, ndim, r, c);
+    if (rc)
+        return rc;
     int64_t shape[2] = {r, c};
     mimic_tensor *t = mimic_wrap(dst, ndim, ndim == 1 ? &shape[1] : shape, NULL, MIMIC_F64, NULL, NULL);
     if (!t)
@@ -483,6 +504,11 @@ static int load_body(gload *L, mimic_guard **out)
         if (!ok)
             return gbad(L, MIMIC_EIO, "unexpected entry '%s' in a version %d guard file", e->name, GUARD_VERSION);
     }
+    /* every array's shape before allocating nfeat (distance: nfeat^2) doubles */
+    static const char *const vecs[] = {"min", "max", "mean", "scale", "chol"};
+    for (int k = 0; k < (distance ? 5 : 2); k++)
+        if ((rc = gvec_check(L, vecs[k], k == 4 ? 2 : 1, nfeat, nfeat)))
+            return rc;
     mimic_guard *g = alloc_guard(nfeat, (int)distance);
     if (!g)
         return MIMIC_ENOMEM;
@@ -538,13 +564,13 @@ mimic_guard *mimic_guard_load(const char *path)
         mimic_error(MIMIC_EARG, "mimic_guard_load: path is NULL");
         return NULL;
     }
-    gload L = {path, mimic_dict_open(path)};
-    if (!L.d)
-        return NULL;
     mimic_guard *g = NULL;
-    int rc = load_body(&L, &g);
-    mimic_dict_close(L.d);
-    if (rc && rc == MIMIC_ENOMEM && mimic_errcode() != MIMIC_ENOMEM)
-        mimic_error(MIMIC_ENOMEM, "mimic_guard_load: out of memory");
+    int rc;
+#pragma omp critical(mimic_hdf5)
+    {
+        gload L = {path, mimic_dict_open(path)};
+        rc = L.d ? load_body(&L, &g) : MIMIC_EIO; /* the open recorded why */
+        mimic_dict_close(L.d);
+    }
     return rc ? NULL : g;
 }

@@ -133,6 +133,7 @@ local res = mimic.aposteriori.run {
 
 print(string.format("a posteriori (Lua rehearsal): %d cells, %d steps; blew up: %s", N, res.steps_run,
   tostring(res.blew_up)))
+if res.blew_up then print("stopped: " .. res.reason) end
 print("\n| step | T RMSE (K) | T max error (K) | burnt cells: hybrid - reference | energy: relative difference |")
 print("|---:|---:|---:|---:|---:|")
 local sT, sb, se = res.series.T, res.series.burnt, res.series.energy

@@ -385,7 +385,13 @@ program host_f
   call check(mimic_bind_input(h, "fuel", hyb%x(2:2, :), units="1"), "mimic_bind(fuel)")
   call check(mimic_bind_output(h, "heat_release", hyb%rate(1:1, :), units="K/s"), "mimic_bind(heat_release)")
   call check(mimic_bind_output(h, "fuel_rate", hyb%rate(2:2, :), units="1/s"), "mimic_bind(fuel_rate)")
-  if (len_trim(guard) > 0) call check(mimic_load_guard(h, trim(guard)), "mimic_load_guard")
+  if (len_trim(guard) > 0) then
+     ! a guard file that fails to load is not the handle's error: the thread's message
+     if (mimic_load_guard(h, trim(guard)) /= MIMIC_OK) then
+        write (0, '(2a)') "host: cannot load the guard: ", mimic_last_error()
+        stop 1
+     end if
+  end if
   call check(mimic_set_output_bounds(h, "fuel_rate", -huge(1.0_dp), 1e-3_dp), "mimic_set_output_bounds")
   call check(mimic_set_output_bounds(h, "heat_release", -1.0_dp, huge(1.0_dp)), "mimic_set_output_bounds")
   if (use_fallback) call check(mimic_set_fallback(h, fallback, c_loc(hyb)), "mimic_set_fallback")

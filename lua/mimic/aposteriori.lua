@@ -30,7 +30,8 @@
 -- by `compare`. A blow-up is detected at the first recorded step where a
 -- hybrid diagnostic is NaN/Inf, exceeds its bound, or its divergence exceeds
 -- max_divergence or max_growth; an error raised by step_hybrid also stops the
--- run (the reference's own errors propagate: they are the caller's bug).
+-- run as a blow-up of kind "error" (the reference's own errors propagate:
+-- they are the caller's bug).
 --
 -- Returns {steps_run, blew_up, reason, blowup = {kind =, diagnostic =, step =,
 -- value =} | nil, time_reference, time_hybrid, speedup, series = {name =
@@ -209,8 +210,6 @@ local function write_report(o, r, names, compare)
   }
   if r.blew_up then
     lines[#lines + 1] = "**The hybrid blew up**: " .. r.reason .. "."
-  elseif r.reason then
-    lines[#lines + 1] = "**Stopped**: " .. r.reason .. "."
   else
     lines[#lines + 1] = "The hybrid stayed stable over the whole run."
   end
@@ -377,6 +376,8 @@ function M.run(o)
     r.time_hybrid = r.time_hybrid + (t2 - t1)
     r.steps_run = t
     if not okh then
+      -- a failed hybrid is a failed run: blew_up must say so to a caller that checks only it
+      r.blew_up = true
       r.blowup = { kind = "error", step = t, value = nh }
       r.reason = string.format("step_hybrid raised an error at step %d: %s", t, tostring(nh))
       r.error = nh

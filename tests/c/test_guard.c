@@ -11,6 +11,7 @@
 #include "mimic/guard.h"
 #include "mimic/io.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -204,6 +205,22 @@ TEST(distance)
     free(d), free(x);
 }
 
+static void copy_entry(mimic_dict *d, mimic_dict_writer *w, const mimic_dict_entry *e)
+{
+    switch (e->kind) {
+    case MIMIC_DICT_TENSOR: {
+        mimic_tensor *v = mimic_dict_get_tensor(d, e->name);
+        CHECK_OK(mimic_dict_put_tensor(w, e->name, v));
+        mimic_tensor_free(v);
+        break;
+    }
+    case MIMIC_DICT_INT: CHECK_OK(mimic_dict_put_int(w, e->name, e->i)); break;
+    case MIMIC_DICT_NUMBER: CHECK_OK(mimic_dict_put_number(w, e->name, e->d)); break;
+    case MIMIC_DICT_STRING: CHECK_OK(mimic_dict_put_string(w, e->name, e->s, e->len)); break;
+    default: break;
+    }
+}
+
 /* Copies every entry of src into a new dictionary at dst, except `drop`, and
  * replacing tensor `swap` by t (NULL: no swap) or adding `extra`. */
 static void rewrite(const char *src, const char *dst, const char *drop, const char *swap, const mimic_tensor *t,
@@ -220,23 +237,56 @@ static void rewrite(const char *src, const char *dst, const char *drop, const ch
             CHECK_OK(mimic_dict_put_tensor(w, e->name, t));
             continue;
         }
-        switch (e->kind) {
-        case MIMIC_DICT_TENSOR: {
-            mimic_tensor *v = mimic_dict_get_tensor(d, e->name);
-            CHECK_OK(mimic_dict_put_tensor(w, e->name, v));
-            mimic_tensor_free(v);
-            break;
-        }
-        case MIMIC_DICT_INT: CHECK_OK(mimic_dict_put_int(w, e->name, e->i)); break;
-        case MIMIC_DICT_NUMBER: CHECK_OK(mimic_dict_put_number(w, e->name, e->d)); break;
-        case MIMIC_DICT_STRING: CHECK_OK(mimic_dict_put_string(w, e->name, e->s, e->len)); break;
-        default: break;
-        }
+        copy_entry(d, w, e);
     }
     if (extra)
         CHECK_OK(mimic_dict_put_number(w, extra, 1));
     CHECK_OK(mimic_dict_commit(w));
     mimic_dict_close(d);
+}
+
+/* The largest single request since the last reset: what loading a file dares
+ * to allocate before it has checked the file. */
+static size_t largest_alloc;
+static void *track_alloc(void *ud, size_t n)
+{
+    (void)ud;
+    largest_alloc = n > largest_alloc ? n : largest_alloc;
+    return malloc(n);
+}
+static void *track_realloc(void *ud, void *p, size_t n)
+{
+    (void)ud;
+    largest_alloc = n > largest_alloc ? n : largest_alloc;
+    return realloc(p, n);
+}
+static void track_free(void *ud, void *p)
+{
+    (void)ud;
+    free(p);
+}
+
+/* A file claiming 8192 features (a 512 MiB Cholesky factor) whose arrays have
+ * 4: refused on the shapes, before the factor is allocated. */
+static void claims_more_than_it_holds(const char *good, const char *bad)
+{
+    mimic_dict *d = mimic_dict_open(good);
+    mimic_dict_writer *w = mimic_dict_create(bad);
+    CHECK(d && w);
+    for (int64_t i = 0; d && w && i < mimic_dict_count(d); i++) {
+        const mimic_dict_entry *e = mimic_dict_entry_at(d, i);
+        if (!strcmp(e->name, "nfeat"))
+            CHECK_OK(mimic_dict_put_int(w, e->name, 8192));
+        else
+            copy_entry(d, w, e);
+    }
+    CHECK_OK(mimic_dict_commit(w));
+    mimic_dict_close(d);
+    largest_alloc = 0;
+    mimic_set_allocator(&(mimic_allocator){track_alloc, track_realloc, track_free, NULL});
+    CHECK_ERR_PTR(mimic_guard_load(bad), MIMIC_EIO, "entry 'min' is float64 [4], expected float64 [8192]");
+    use_counting_allocator();
+    CHECK(largest_alloc < 8192 * sizeof(double));
 }
 
 TEST(files)
@@ -270,6 +320,7 @@ TEST(files)
     mimic_guard_free(r), mimic_guard_free(g0);
 
     /* corrupt and missing entries */
+    claims_more_than_it_holds(good, bad);
     rewrite(good, bad, "chol", NULL, NULL, NULL);
     CHECK_ERR_PTR(mimic_guard_load(bad), MIMIC_EIO, "entry 'chol' is missing");
     rewrite(good, bad, "min", NULL, NULL, NULL);
@@ -339,11 +390,48 @@ TEST(fit_errors)
                   "more rows than features");
     CHECK_ERR_PTR(mimic_guard_fit(x, MIMIC_F64, 3, 2, &(mimic_guard_options){.margin = -1}), MIMIC_EARG, "margin");
     CHECK_ERR_PTR(mimic_guard_fit(x, MIMIC_F64, 3, 2, &(mimic_guard_options){.quantile = 1.5}), MIMIC_EARG, "quantile");
+    /* refused on n alone, before x is read */
+    CHECK_ERR_PTR(mimic_guard_fit(x, MIMIC_F64, 2000000000, 2, NULL), MIMIC_EARG, "fit on a random subsample");
     x[3] = NAN;
     CHECK_ERR_PTR(mimic_guard_fit(x, MIMIC_F64, 3, 2, NULL), MIMIC_EVALUE, "training row 1, feature 1");
     CHECK_ERR_PTR(mimic_guard_copy(NULL), MIMIC_EARG, "NULL");
     CHECK_ERR(mimic_guard_limits(NULL, NULL, NULL, NULL), MIMIC_EARG, "NULL");
     CHECK(mimic_guard_nfeat(NULL) == 0);
+}
+
+/* Threads of a host each loading and saving guard files at once: HDF5 is not
+ * thread-safe, so mimic must make them take turns (without that, HDF5's
+ * shared state breaks: errors, wrong data or a crash). */
+TEST(threads_load_and_save)
+{
+    int64_t n = 300;
+    double *x = training(n);
+    mimic_guard *g = mimic_guard_fit(x, MIMIC_F64, n, F, &(mimic_guard_options){0.02, 1, 0});
+    const char *src = pth("shared.h5");
+    CHECK_OK(mimic_guard_save(g, src));
+    const double *lo, *hi;
+    double lim;
+    CHECK_OK(mimic_guard_limits(g, &lo, &hi, &lim));
+    int failures = 0;
+#pragma omp parallel num_threads(4) reduction(+ : failures)
+    {
+        char own[200];
+        snprintf(own, sizeof own, "%s/own%d.h5", dir, omp_get_thread_num());
+        for (int k = 0; k < 25; k++) {
+            mimic_guard *a = mimic_guard_load(src);
+            mimic_guard *b = a && mimic_guard_save(a, own) == MIMIC_OK ? mimic_guard_load(own) : NULL;
+            const double *lo2, *hi2;
+            double lim2;
+            failures += !b || mimic_guard_limits(b, &lo2, &hi2, &lim2) != MIMIC_OK || lim2 != lim ||
+                        memcmp(lo, lo2, sizeof(double) * F) != 0 || memcmp(hi, hi2, sizeof(double) * F) != 0;
+            mimic_guard_free(a), mimic_guard_free(b);
+        }
+        unlink(own);
+    }
+    CHECK(failures == 0);
+    unlink(src);
+    mimic_guard_free(g);
+    free(x);
 }
 
 /* Out of memory anywhere in fit, copy, save and load fails cleanly. */
@@ -379,6 +467,7 @@ int main(void)
     RUN(distance);
     RUN(files);
     RUN(fit_errors);
+    RUN(threads_load_and_save);
     RUN(out_of_memory);
     rmdir(dir);
     return CHECK_DONE();

@@ -203,6 +203,15 @@ TEST(test_call_errors)
     CHECK_ERR(mimic_script_call(s, "one", 1, &bad, 1, o2, N), MIMIC_EARG, "input 1 has dtype int64");
     bad = arr(x, MIMIC_F64, 2, -2, 1);
     CHECK_ERR(mimic_script_call(s, "one", 1, &bad, 1, o2, N), MIMIC_EARG, "strides");
+    /* outputs whose samples (or features) would share one element */
+    mimic_array shared = arr(r1, MIMIC_F64, 1, 0, 1);
+    CHECK_ERR(mimic_script_call(s, "one", 1, &in, 1, &shared, N), MIMIC_EARG, "output 1 has a zero sample stride");
+    shared = arr(r2, MIMIC_F64, 2, 2, 0);
+    CHECK_ERR(mimic_script_call(s, "one", 1, &in, 1, &shared, N), MIMIC_EARG, "output 1 has a zero feature stride");
+    /* a sample count beyond int is reported as it is (a broadcast input, nothing written) */
+    mimic_array bcast = arr(x, MIMIC_F64, 2, 0, 1), big = arr(r1, MIMIC_F64, 1, 1, 1);
+    CHECK_ERR(mimic_script_call(s, "notensor", 1, &bcast, 1, &big, 3000000000LL), MIMIC_EDTYPE,
+              "shape [3000000000,1]");
     CHECK_ERR(mimic_script_call(s, NULL, 1, &in, 1, o2, N), MIMIC_EARG, "fn is NULL");
     CHECK_ERR(mimic_script_call(s, "one", 1, NULL, 1, o2, N), MIMIC_EARG, "arrays not NULL");
     /* the handle still works after every error, and a success clears its message */

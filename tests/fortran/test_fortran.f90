@@ -203,6 +203,12 @@ contains
     ok = st /= MIMIC_OK .and. .not. c_associated(h2%ptr) .and. index(mimic_last_error(h2), "no_such_model.h5") > 0
     if (.not. ok) write (0, '(i0,1x,a)') st, mimic_last_error(h2)
     call report("error_missing_file", ok)
+    ! a file that is not a guard: the message is the thread's (the handle's stays its own)
+    st = mimic_load_guard(h, trim(dir)//"/model.h5")
+    ok = st == MIMIC_EIO .and. index(mimic_last_error(), "not a guard file") > 0 &
+         .and. index(mimic_last_error(h), "not a guard file") == 0
+    if (.not. ok) write (0, '(i0,1x,a)') st, mimic_last_error()
+    call report("error_guard_file_message", ok)
   end subroutine errors
 
   subroutine contract()

@@ -157,6 +157,7 @@ function test_nan_and_error_in_hybrid()
     step_hybrid = function(u, t) if t == 4 then error("surrogate failed") end return laplacian_step(u) end,
     steps = 20, diagnostics = diagnostics, quiet = true }
   lu.assertEquals(r.steps_run, 4)
+  lu.assertTrue(r.blew_up) -- a caller checking only blew_up must not take a crashed hybrid for a stable one
   lu.assertEquals(r.blowup.kind, "error")
   lu.assertStrContains(r.reason, "step_hybrid raised an error at step 4:")
   lu.assertStrContains(r.reason, "surrogate failed")

@@ -325,6 +325,8 @@ function test_errors()
   raises("no such file", mimic.embed.open, path("missing.h5"))
   raises("unknown option 'precison'", mimic.embed.open, P32, { precison = "float32" })
   raises("precision 'half' is not one of float32, float64, stored", mimic.embed.open, P32, { precision = "half" })
+  raises("threads 100000 must be in 0..65536", mimic.embed.open, P32, { threads = 100000 })
+  raises("threads -1 must be in 0..65536", mimic.embed.open, P32, { threads = -1 })
   local h = mimic.embed.open(P32)
   local T, q = X:narrow(2, 1, 2), X:narrow(2, 3, 1)
   raises("'pressure' is not an input of this model; it expects: temperature [K] (2), humidity [kg/kg] (1)",
@@ -341,6 +343,8 @@ function test_errors()
   raises("output 'rain' has 10 rows, expected 64", h.run, h, X,
     { heating = mimic.zeros({ 64, 1 }), rain = mimic.zeros({ 10, 2 }) })
   raises("zero stride", h.run, h, X, { heating = mimic.zeros({ 64, 1 }), rain = mimic.zeros({ 1, 2 }):expand({ 64, 2 }) })
+  raises("input 'humidity' has a zero sample stride (an expanded view); pass t:contiguous()", h.run, h,
+    { temperature = T, humidity = mimic.zeros({ 1, 1 }):expand({ 64, 1 }) })
   raises("table of named input tensors or one tensor", h.run, h, 3)
   raises("the model has no output called 'rainfall'", h.set_bounds, h, "rainfall", 0, 1)
   raises("bad argument #2", h.set_guard, h, {})

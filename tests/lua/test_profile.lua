@@ -146,9 +146,11 @@ function test_report()
   lu.assertStrContains(md, string.format("| kernel | 1 | %.4g | %.4g | 50 |", k.total, k.self))
   lu.assertStrContains(md, "**1.82x** (Amdahl's bound)")
   lu.assertStrContains(md, "pays off after **2 runs**")
-  -- sorted by total: step (which contains kernel) first
+  -- sorted by total: step (which contains kernel) first; io after kernel only
+  -- if it measured less (a busy loop preempted on a loaded machine runs long)
   lu.assertTrue(md:find("| step |", 1, true) < md:find("| kernel |", 1, true))
-  lu.assertTrue(md:find("| kernel |", 1, true) < md:find("| io |", 1, true))
+  local io_first = entry(p, "io").total > k.total
+  lu.assertEquals(md:find("| io |", 1, true) < md:find("| kernel |", 1, true), io_first)
   local f = assert(io.open(file))
   lu.assertEquals(f:read("a"), md)
   f:close()

@@ -18,7 +18,8 @@
  * view of it, that view gets a private copy (keep data with :clone()). The
  * function returns exactly nout tensors, tensor k of shape [n, out[k].size]
  * and a floating dtype; they are converted and copied into the host's output
- * arrays. NaN in the results is not an error.
+ * arrays, which need an element of their own per sample and feature (no zero
+ * strides: MIMIC_EARG). NaN in the results is not an error.
  *
  * Errors. Every function returns MIMIC_OK or a negative status:
  *   MIMIC_EIO     the script file is missing or unreadable
