@@ -37,7 +37,7 @@ int64_t mimic_guard_nfeat(const mimic_guard *g);
 
 /* One row of nfeat raw values (contiguous), as double; g NULL: 0.
  * returns a mask of MIMIC_FLAG_INPUT_NAN | MIMIC_FLAG_RANGE | MIMIC_FLAG_DISTANCE
- * (mimic/embed.h), 0 when inside. work: 2*nfeat doubles of scratch for the
+ * (mimic/embed.h), 0 when inside. work: nfeat doubles of scratch for the
  * distance test (NULL: up to 64 features are fine, wider rows are flagged
  * DISTANCE unchecked). Thread-safe: a guard is only read. */
 unsigned mimic_guard_check(const mimic_guard *g, const double *row, double *work);
@@ -48,7 +48,10 @@ int mimic_guard_limits(const mimic_guard *g, const double **lo, const double **h
 
 /* File format "mimic-guard" version 1 (entries listed in core/embed/guard.c);
  * load checks every entry (missing, unexpected, wrong dtype or shape:
- * MIMIC_EIO; non-finite or inconsistent values: MIMIC_EVALUE), naming it. */
+ * MIMIC_EIO; non-finite or inconsistent values: MIMIC_EVALUE), naming it,
+ * before allocating for it. Both take the same OpenMP critical section as
+ * mimic_open (HDF5 may not be thread-safe); a host's own HDF5 calls must not
+ * run at the same time. */
 int mimic_guard_save(const mimic_guard *g, const char *path);
 mimic_guard *mimic_guard_load(const char *path);
 
