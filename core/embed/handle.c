@@ -4,17 +4,23 @@
  * A plan may run from one thread at a time, so a handle holds one
  * single-slot plan per thread slot (weights copied per slot: a surrogate's
  * weights are small beside a host's fields), and a call is one parallel
- * region: each thread takes a contiguous range of chunks and, per chunk,
- * gathers + checks + encodes into its own buffer, runs its plan(s), then
- * averages members, decodes, checks and scatters. One fork/join per call,
- * as in mimic_plan_run; per-sample work never depends on the split, so
- * deterministic mode stays bit-identical for any batch and thread count. */
+ * region (none when the call is one chunk or one thread): each thread takes
+ * a contiguous range of chunks and, per chunk, gathers from the host arrays
+ * into its own buffer, encoding and checking on the way, runs its plan(s),
+ * then averages members and scatters to the host arrays, decoding and
+ * checking on the way. The encoders are compiled once at open (affine runs
+ * folded, no per-call validation), and the gather/scatter loops vectorise.
+ * One fork/join per call, as in mimic_plan_run; per-sample work never
+ * depends on the split, so deterministic mode stays bit-identical for any
+ * batch and thread count. */
 #include "embed_internal.h"
 
 #include "mimic/guard.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -26,6 +32,11 @@
 /* Fewer rows than this per thread stay on the calling thread (as in
  * mimic_plan_run): a fork/join costs more than they do. */
 #define MIN_ROWS_PER_THREAD 32
+
+/* The guard checks raw rows gathered this many at a time into each thread
+ * slot's work area (GUARD_ROWS rows + 2 rows of the guard's scratch). */
+#define GUARD_ROWS 32
+#define WORK_ROWS (GUARD_ROWS + 2)
 
 static const char *const side_names[2] = {"input", "output"};
 #define side_name(w) side_names[(w) ? 1 : 0]
@@ -129,6 +140,122 @@ static void pop_threads(int prev)
 #else
     (void)prev;
 #endif
+}
+
+/* --- encoders, compiled ------------------------------------------------------- */
+/* Affine stages and all stages of e. */
+static void count_stages(const mimic_encoder *e, int *naff, int *ns)
+{
+    *ns = e ? e->nstages : 0;
+    *naff = 0;
+    for (int s = 0; s < *ns; s++)
+        if (e->stages[s].kind == MIMIC_ENC_STANDARD || e->stages[s].kind == MIMIC_ENC_MINMAX)
+            (*naff)++;
+}
+
+/* e (validated by the loader) for rows of `width` features into c, its ops
+ * at *ops and its coefficients at *coef (both advanced past what it uses:
+ * the handle's one block, sized by count_stages). A run of affine stages
+ * folds into one: ((x - a1)/b1 - a2)/b2 = (x - (a1 + a2 b1)) / (b1 b2), and
+ * in reverse (z b2 + a2) b1 + a1 = z (b1 b2) + (a1 + a2 b1): the same pair
+ * both ways. A single stage keeps its own a and b, so it rounds exactly as
+ * mimic_encoder_encode/decode do; a folded run may differ in the last bits. */
+static void compile_encoder(const mimic_encoder *e, int64_t width, cenc *c, cenc_op **ops, double **coef)
+{
+    memset(c, 0, sizeof *c);
+    c->ops = *ops;
+    int ns = e ? e->nstages : 0;
+    for (int s = 0; s < ns; s++) {
+        const mimic_enc_stage *st = &e->stages[s];
+        switch (st->kind) {
+        case MIMIC_ENC_STANDARD:
+        case MIMIC_ENC_MINMAX: {
+            cenc_op *last = c->nops ? &c->ops[c->nops - 1] : NULL;
+            if (last && last->kind == MIMIC_ENC_STANDARD) {
+                double *a = (double *)(uintptr_t)last->a, *b = (double *)(uintptr_t)last->b;
+                for (int64_t j = 0; j < width; j++) {
+                    int64_t k = st->n == 1 ? 0 : j;
+                    a[j] += st->a[k] * b[j];
+                    b[j] *= st->b[k];
+                }
+            } else {
+                double *a = *coef, *b = *coef + width;
+                *coef += 2 * width;
+                for (int64_t j = 0; j < width; j++) {
+                    int64_t k = st->n == 1 ? 0 : j;
+                    a[j] = st->a[k];
+                    b[j] = st->b[k];
+                }
+                c->ops[c->nops++] = (cenc_op){MIMIC_ENC_STANDARD, 0, a, b};
+            }
+            break;
+        }
+        case MIMIC_ENC_LOG: c->ops[c->nops++] = (cenc_op){MIMIC_ENC_LOG, st->offset, NULL, NULL}; break;
+        case MIMIC_ENC_SIGNED_LOG: c->ops[c->nops++] = (cenc_op){MIMIC_ENC_SIGNED_LOG, st->scale, NULL, NULL}; break;
+        default: break; /* identity */
+        }
+    }
+    *ops += c->nops;
+    c->mode = c->nops == 0                                              ? CENC_NONE
+              : c->nops == 1 && c->ops[0].kind == MIMIC_ENC_STANDARD ? CENC_AFFINE
+                                                                        : CENC_GENERAL;
+}
+
+/* Both encoders of the handle's model, compiled into mem: at least
+ * encoders_bytes(h) bytes, aligned for doubles. */
+static size_t encoders_bytes(const mimic_handle *h, size_t *ndoubles)
+{
+    const mimic_encoder *e[2] = {&h->info->input_encoder, &h->info->output_encoder};
+    int64_t width[2] = {h->nin, h->nout};
+    size_t nd = 0, no = 0;
+    for (int s = 0; s < 2; s++) {
+        int naff, ns;
+        count_stages(e[s], &naff, &ns);
+        nd += (size_t)naff * 2 * (size_t)width[s];
+        no += (size_t)ns;
+    }
+    *ndoubles = nd;
+    return nd * sizeof(double) + no * sizeof(cenc_op);
+}
+
+static void compile_encoders(mimic_handle *h, void *mem)
+{
+    size_t nd;
+    encoders_bytes(h, &nd);
+    double *coef = mem; /* doubles first: both parts stay aligned */
+    cenc_op *ops = (cenc_op *)(coef + nd);
+    compile_encoder(&h->info->input_encoder, h->nin, &h->enc[0], &ops, &coef);
+    compile_encoder(&h->info->output_encoder, h->nout, &h->enc[1], &ops, &coef);
+}
+
+/* Feature j of one value through the ops (the formulas of mimic_encoder_encode). */
+static double enc_x(const cenc *c, int64_t j, double x)
+{
+    for (int k = 0; k < c->nops; k++) {
+        const cenc_op *o = &c->ops[k];
+        if (o->kind == MIMIC_ENC_STANDARD)
+            x = (x - o->a[j]) / o->b[j];
+        else if (o->kind == MIMIC_ENC_LOG)
+            x = log(x + o->p);
+        else
+            x = (x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0) * log1p(fabs(x) / o->p);
+    }
+    return x;
+}
+
+/* The inverse, ops in reverse (the formulas of mimic_encoder_decode). */
+static double dec_x(const cenc *c, int64_t j, double x)
+{
+    for (int k = c->nops - 1; k >= 0; k--) {
+        const cenc_op *o = &c->ops[k];
+        if (o->kind == MIMIC_ENC_STANDARD)
+            x = x * o->b[j] + o->a[j];
+        else if (o->kind == MIMIC_ENC_LOG)
+            x = exp(x) - o->p;
+        else
+            x = (x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0) * expm1(fabs(x)) * o->p;
+    }
+    return x;
 }
 
 /* --- loading ------------------------------------------------------------------ */
@@ -322,7 +449,11 @@ int mimic_open(const char *path, const mimic_options *opt, mimic_handle **out)
         h->bound_hi = mimic_malloc((size_t)c->noutputs * sizeof(double));
         h->X = mimic_malloc(rows * (size_t)h->nin * h->esize);
         h->Y = mimic_malloc(rows * (size_t)h->nout * h->esize);
-        h->work = mimic_malloc((size_t)h->slots * 3 * (size_t)h->nin * sizeof(double));
+        /* the guard's scratch, then the compiled encoders: one allocation */
+        size_t nwork = (size_t)h->slots * WORK_ROWS * (size_t)h->nin, nd;
+        h->work = mimic_malloc(nwork * sizeof(double) + encoders_bytes(h, &nd));
+        if (h->work)
+            compile_encoders(h, h->work + nwork);
         if (!h->bound_lo || !h->bound_hi || !h->X || !h->Y || !h->work)
             rc = MIMIC_ENOMEM;
     }
@@ -555,10 +686,6 @@ int mimic_set_output_bounds(mimic_handle *h, const char *output, double lo, doub
                     "hi; -INFINITY/INFINITY for none)", output, lo, hi);
     h->bound_lo[i] = lo;
     h->bound_hi[i] = hi;
-    h->any_bounds = false;
-    for (int k = 0; k < h->info->contract.noutputs; k++)
-        if (h->bound_lo[k] > -INFINITY || h->bound_hi[k] < INFINITY)
-            h->any_bounds = true;
     return MIMIC_OK;
 }
 
@@ -696,64 +823,233 @@ static int reserve(mimic_handle *h, int64_t n)
     return MIMIC_OK;
 }
 
-/* dst[i*dw + j] = src[(i0+i)*ss + j*fs] for m samples, sz features. */
-#define GATHER(TD, TS)                                                                    \
+/* 1 unless v is finite as a TD (NaN fails both comparisons); written
+ * without && so that the loops below vectorise (OR reductions). */
+#define NOT_FINITE(v, MAX) (1u ^ (unsigned)(((v) >= -(MAX)) & ((v) <= (MAX))))
+
+/* The gather and scatter loops are the whole of a call's own cost at large
+ * n: `omp simd` makes GCC vectorise them at -O2 (the general encoder calls a
+ * function per element and stays scalar), and they are compiled for AVX-512
+ * and AVX2 too, picked at load time as in core/nn/kernels.h. No FMA is
+ * enabled and nothing is reassociated, so every version rounds the same. */
+#define SIMD_OR1 _Pragma("omp simd reduction(|:bad_)")
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CLONES
+#endif
+
+/* The checks are per sample, but a per-sample OR over a vector loop of a
+ * few features costs more than the loop (a horizontal reduction per row):
+ * the loops below OR into one lane per feature instead (ACC features at a
+ * time), and only a block where some lane is set goes through a second,
+ * scalar pass that recomputes the same values and flags the samples. */
+#define ACC 32
+
+/* One input variable's m samples from the host (TS) into the plan's rows (TD,
+ * width nin, from feature off), encoded on the way: each value is read once,
+ * encoded in double and rounded to the plan's type once. The input check
+ * looks at the raw value as the plan's type would hold it (as before the
+ * encoders were fused: a raw value that overflows the plan's type is bad). */
+#define GATHER_ENC(TD, TS, MAX, ENC)                                                      \
     do {                                                                                  \
-        for (int64_t i = 0; i < m; i++) {                                                 \
-            const TS *s_ = (const TS *)a->data + (i0 + i) * ss;                           \
-            TD *d_ = (TD *)dst + i * dw;                                                  \
-            if (fs == 1)                                                                  \
-                for (int64_t j = 0; j < sz; j++)                                          \
-                    d_[j] = (TD)s_[j];                                                    \
-            else                                                                          \
-                for (int64_t j = 0; j < sz; j++)                                          \
-                    d_[j] = (TD)s_[j * fs];                                               \
+        const TS *src_ = (const TS *)a->data + i0 * ss;                                   \
+        TD *dst_ = (TD *)X + off;                                                         \
+        if (sz == 1) {                                                                    \
+            unsigned bad_ = 0;                                                            \
+            SIMD_OR1 for (int64_t i = 0; i < m; i++) {                                    \
+                TS x_ = src_[i * ss];                                                     \
+                dst_[i * nin] = (TD)(ENC((double)x_, 0));                                 \
+                bad_ |= NOT_FINITE((TD)x_, MAX);                                          \
+            }                                                                             \
+            for (int64_t i = 0; bad_ && i < m; i++)                                       \
+                fl[i] |= (uint8_t)(NOT_FINITE((TD)src_[i * ss], MAX) * MIMIC_FLAG_INPUT_NAN); \
+            break;                                                                        \
+        }                                                                                 \
+        for (int64_t j0 = 0; j0 < sz; j0 += ACC) {                                        \
+            int64_t jn = sz - j0 < ACC ? sz - j0 : ACC;                                   \
+            unsigned acc_[ACC] = {0}, any_ = 0;                                           \
+            for (int64_t i = 0; i < m; i++) {                                             \
+                const TS *s_ = src_ + i * ss + j0 * fs;                                   \
+                TD *d_ = dst_ + i * nin + j0;                                             \
+                SIMD for (int64_t j = 0; j < jn; j++) {                                   \
+                    TS x_ = s_[j * fs];                                                   \
+                    d_[j] = (TD)(ENC((double)x_, j0 + j));                                \
+                    acc_[j] |= NOT_FINITE((TD)x_, MAX);                                   \
+                }                                                                         \
+            }                                                                             \
+            for (int64_t j = 0; j < jn; j++)                                              \
+                any_ |= acc_[j];                                                          \
+            for (int64_t i = 0; any_ && i < m; i++) {                                     \
+                const TS *s_ = src_ + i * ss + j0 * fs;                                   \
+                unsigned bad_ = 0;                                                        \
+                for (int64_t j = 0; j < jn; j++)                                          \
+                    bad_ |= NOT_FINITE((TD)s_[j * fs], MAX);                              \
+                fl[i] |= (uint8_t)(bad_ * MIMIC_FLAG_INPUT_NAN);                          \
+            }                                                                             \
         }                                                                                 \
     } while (0)
 
-static void gather(const mimic_array *a, mimic_dtype dt, void *dst, int64_t dw, int64_t i0, int64_t m)
+#define GATHER_TYPES(ENC)                                                                 \
+    do {                                                                                  \
+        if (dt == MIMIC_F32) {                                                            \
+            if (a->dtype == MIMIC_F32)                                                    \
+                GATHER_ENC(float, float, FLT_MAX, ENC);                                   \
+            else                                                                          \
+                GATHER_ENC(float, double, FLT_MAX, ENC);                                  \
+        } else {                                                                          \
+            if (a->dtype == MIMIC_F32)                                                    \
+                GATHER_ENC(double, float, DBL_MAX, ENC);                                  \
+            else                                                                          \
+                GATHER_ENC(double, double, DBL_MAX, ENC);                                 \
+        }                                                                                 \
+    } while (0)
+
+#define ENC_NONE(x, j) (x)
+#define ENC_AFFINE(x, j) (((x) - A[j]) / B[j])
+#define ENC_GENERAL(x, j) enc_x(c, off + (j), x)
+#define DEC_AFFINE(x, j) ((x) * B[j] + A[j])
+#define DEC_GENERAL(x, j) dec_x(c, off + (j), x)
+
+CLONES static void gather_fast(const mimic_array *a, const double *A, const double *B, int64_t off, mimic_dtype dt,
+                               void *X, int64_t nin, int64_t i0, int64_t m, uint8_t *fl)
+{
+    int64_t ss = a->sample_stride, fs = a->feature_stride, sz = a->size;
+#define SIMD _Pragma("omp simd")
+    if (!A)
+        GATHER_TYPES(ENC_NONE);
+    else
+        GATHER_TYPES(ENC_AFFINE);
+#undef SIMD
+}
+
+static void gather_enc(const mimic_array *a, const cenc *c, int64_t off, mimic_dtype dt, void *X, int64_t nin,
+                       int64_t i0, int64_t m, uint8_t *fl)
+{
+    if (c->mode != CENC_GENERAL) {
+        gather_fast(a, c->mode == CENC_AFFINE ? c->ops[0].a + off : NULL,
+                    c->mode == CENC_AFFINE ? c->ops[0].b + off : NULL, off, dt, X, nin, i0, m, fl);
+        return;
+    }
+    int64_t ss = a->sample_stride, fs = a->feature_stride, sz = a->size;
+#define SIMD
+    GATHER_TYPES(ENC_GENERAL);
+#undef SIMD
+}
+
+/* One output variable's m samples from the plan's rows (TS, width nout, from
+ * feature off) to the host (TD), decoded on the way in double and rounded to
+ * the host's type once; the checks look at what the host gets. Unset bounds
+ * are -inf/inf, which nothing (NaN included) falls outside of. */
+#define SCATTER_FLAGS(y, MAX) (NOT_FINITE(y, MAX) * MIMIC_FLAG_OUTPUT_NAN |           \
+                          (unsigned)(((double)(y) < lo) | ((double)(y) > hi)) * MIMIC_FLAG_BOUNDS)
+/* The first pass's test: outside [max(lo, -MAX), min(hi, MAX)] or NaN, i.e.
+ * whatever SCATTER_FLAGS would flag, in two comparisons. */
+#define SUSPECT(y, L, H) (1u ^ (unsigned)(((double)(y) >= (L)) & ((double)(y) <= (H))))
+#define SCATTER_DEC(TD, TS, MAX, DEC)                                                     \
+    do {                                                                                  \
+        TD *dst_ = (TD *)a->data + i0 * ss;                                               \
+        const TS *src_ = (const TS *)Y + off;                                             \
+        double L_ = lo > -(double)(MAX) ? lo : -(double)(MAX);                        \
+        double H_ = hi < (double)(MAX) ? hi : (double)(MAX);                              \
+        for (int64_t j0 = 0; j0 < sz; j0 += ACC) {                                        \
+            int64_t jn = sz - j0 < ACC ? sz - j0 : ACC;                                   \
+            unsigned acc_[ACC] = {0}, any_ = 0;                                           \
+            for (int64_t i = 0; i < m; i++) {                                             \
+                TD *d_ = dst_ + i * ss + j0 * fs;                                         \
+                const TS *s_ = src_ + i * nout + j0;                                      \
+                if (fs == 1) {                                                            \
+                    SIMD for (int64_t j = 0; j < jn; j++) {                               \
+                        TD y_ = (TD)(DEC((double)s_[j], j0 + j));                         \
+                        d_[j] = y_;                                                       \
+                        acc_[j] |= SUSPECT(y_, L_, H_);                                   \
+                    }                                                                     \
+                } else {                                                                  \
+                    SIMD for (int64_t j = 0; j < jn; j++) {                               \
+                        TD y_ = (TD)(DEC((double)s_[j], j0 + j));                         \
+                        d_[j * fs] = y_;                                                  \
+                        acc_[j] |= SUSPECT(y_, L_, H_);                                   \
+                    }                                                                     \
+                }                                                                         \
+            }                                                                             \
+            for (int64_t j = 0; j < jn; j++)                                              \
+                any_ |= acc_[j];                                                          \
+            for (int64_t i = 0; any_ && i < m; i++) {                                     \
+                const TS *s_ = src_ + i * nout + j0;                                      \
+                unsigned f_ = 0;                                                          \
+                for (int64_t j = 0; j < jn; j++) {                                        \
+                    TD y_ = (TD)(DEC((double)s_[j], j0 + j));                             \
+                    f_ |= SCATTER_FLAGS(y_, MAX);                                     \
+                }                                                                         \
+                fl[i] |= (uint8_t)f_;                                                     \
+            }                                                                             \
+        }                                                                                 \
+    } while (0)
+
+#define SCATTER_TYPES(DEC)                                                                \
+    do {                                                                                  \
+        if (dt == MIMIC_F32) {                                                            \
+            if (a->dtype == MIMIC_F32)                                                    \
+                SCATTER_DEC(float, float, FLT_MAX, DEC);                                  \
+            else                                                                          \
+                SCATTER_DEC(double, float, DBL_MAX, DEC);                                 \
+        } else {                                                                          \
+            if (a->dtype == MIMIC_F32)                                                    \
+                SCATTER_DEC(float, double, FLT_MAX, DEC);                                 \
+            else                                                                          \
+                SCATTER_DEC(double, double, DBL_MAX, DEC);                                \
+        }                                                                                 \
+    } while (0)
+
+CLONES static void scatter_fast(const mimic_array *a, const double *A, const double *B, int64_t off, mimic_dtype dt,
+                                const void *Y, int64_t nout, int64_t i0, int64_t m, double lo, double hi, uint8_t *fl)
+{
+    int64_t ss = a->sample_stride, fs = a->feature_stride, sz = a->size;
+#define SIMD _Pragma("omp simd")
+    if (!A)
+        SCATTER_TYPES(ENC_NONE);
+    else
+        SCATTER_TYPES(DEC_AFFINE);
+#undef SIMD
+}
+
+static void scatter_dec(const mimic_array *a, const cenc *c, int64_t off, mimic_dtype dt, const void *Y, int64_t nout,
+                        int64_t i0, int64_t m, double lo, double hi, uint8_t *fl)
+{
+    if (c->mode != CENC_GENERAL) {
+        scatter_fast(a, c->mode == CENC_AFFINE ? c->ops[0].a + off : NULL,
+                     c->mode == CENC_AFFINE ? c->ops[0].b + off : NULL, off, dt, Y, nout, i0, m, lo, hi, fl);
+        return;
+    }
+    int64_t ss = a->sample_stride, fs = a->feature_stride, sz = a->size;
+#define SIMD
+    SCATTER_TYPES(DEC_GENERAL);
+#undef SIMD
+}
+
+/* m raw rows of one input variable into dst (doubles, row width w), each
+ * value rounded to the plan's type dt first: what the guard checks. */
+#define GATHER_RAW(TD, TS)                                                                \
+    do {                                                                                  \
+        const TS *src_ = (const TS *)a->data + i0 * ss;                                   \
+        for (int64_t i = 0; i < m; i++)                                                   \
+            for (int64_t j = 0; j < sz; j++)                                              \
+                dst[i * w + j] = (double)(TD)src_[i * ss + j * fs];                       \
+    } while (0)
+
+static void gather_raw(const mimic_array *a, mimic_dtype dt, double *dst, int64_t w, int64_t i0, int64_t m)
 {
     int64_t ss = a->sample_stride, fs = a->feature_stride, sz = a->size;
     if (dt == MIMIC_F32) {
         if (a->dtype == MIMIC_F32)
-            GATHER(float, float);
+            GATHER_RAW(float, float);
         else
-            GATHER(float, double);
+            GATHER_RAW(float, double);
     } else {
         if (a->dtype == MIMIC_F32)
-            GATHER(double, float);
+            GATHER_RAW(double, float);
         else
-            GATHER(double, double);
-    }
-}
-
-#define SCATTER(TD, TS)                                                                   \
-    do {                                                                                  \
-        for (int64_t i = 0; i < m; i++) {                                                 \
-            TD *d_ = (TD *)a->data + (i0 + i) * ss;                                       \
-            const TS *s_ = (const TS *)src + i * sw;                                      \
-            if (fs == 1)                                                                  \
-                for (int64_t j = 0; j < sz; j++)                                          \
-                    d_[j] = (TD)s_[j];                                                    \
-            else                                                                          \
-                for (int64_t j = 0; j < sz; j++)                                          \
-                    d_[j * fs] = (TD)s_[j];                                               \
-        }                                                                                 \
-    } while (0)
-
-static void scatter(const mimic_array *a, mimic_dtype st, const void *src, int64_t sw, int64_t i0, int64_t m)
-{
-    int64_t ss = a->sample_stride, fs = a->feature_stride, sz = a->size;
-    if (st == MIMIC_F32) {
-        if (a->dtype == MIMIC_F32)
-            SCATTER(float, float);
-        else
-            SCATTER(double, float);
-    } else {
-        if (a->dtype == MIMIC_F32)
-            SCATTER(float, double);
-        else
-            SCATTER(double, double);
+            GATHER_RAW(double, double);
     }
 }
 
@@ -778,42 +1074,32 @@ static char *ymbuf(const mimic_handle *h, int e, int t)
     return (char *)h->Ym + ((size_t)e * (size_t)h->slots + (size_t)t) * (size_t)(h->chunk * h->nout) * h->esize;
 }
 
-/* Samples [i0, i0+m), m <= chunk, on thread slot t: gather, input checks,
- * guard, encode, the plans, ensemble mean and spread, decode, output checks,
- * scatter. Returns the first plan's failure (never expected: the plans were
- * made for these widths). */
-static int run_chunk(mimic_handle *h, int t, int64_t i0, int64_t m)
+/* Samples [i0, i0+m), m <= chunk, on thread slot t: gather + encode + input
+ * checks, guard, the plans, ensemble mean and spread, decode + output checks
+ * + scatter. *any gets the OR of the chunk's flags. Returns the first plan's
+ * failure (never expected: the plans were made for these widths). */
+static int run_chunk(mimic_handle *h, int t, int64_t i0, int64_t m, unsigned *any)
 {
     int64_t nin = h->nin, nout = h->nout;
     mimic_dtype dt = h->dtype;
+    const mimic_contract *ct = &h->info->contract;
     char *X = xbuf(h, t), *Y = ybuf(h, t);
-    double *work = h->work + (size_t)t * 3 * (size_t)nin;
     uint8_t *flags = h->flags + i0;
-    for (int v = 0; v < h->info->contract.ninputs; v++)
-        gather(&h->bind[0][v].a, dt, X + (size_t)h->off[0][v] * h->esize, nin, i0, m);
-    for (int64_t i = 0; i < m; i++) {
-        unsigned f = 0;
-        if (dt == MIMIC_F32) {
-            const float *x = (const float *)X + i * nin;
-            for (int64_t j = 0; j < nin; j++)
-                if (!isfinite(x[j]))
-                    f = MIMIC_FLAG_INPUT_NAN;
-            if (h->guard) {
-                for (int64_t j = 0; j < nin; j++)
-                    work[j] = x[j];
-                f |= mimic_guard_check(h->guard, work, work + nin);
-            }
-        } else {
-            const double *x = (const double *)X + i * nin;
-            for (int64_t j = 0; j < nin; j++)
-                if (!isfinite(x[j]))
-                    f = MIMIC_FLAG_INPUT_NAN;
-            if (h->guard)
-                f |= mimic_guard_check(h->guard, x, work + nin);
+    memset(flags, 0, (size_t)m);
+    for (int v = 0; v < ct->ninputs; v++)
+        gather_enc(&h->bind[0][v].a, &h->enc[0], h->off[0][v], dt, X, nin, i0, m, flags);
+    if (h->guard) {
+        /* the guard sees raw rows, each value as the plan's type holds it,
+         * gathered GUARD_ROWS at a time (typed loops per variable) */
+        double *raw = h->work + (size_t)t * WORK_ROWS * (size_t)nin, *scratch = raw + GUARD_ROWS * nin;
+        for (int64_t r0 = 0; r0 < m; r0 += GUARD_ROWS) {
+            int64_t mr = m - r0 < GUARD_ROWS ? m - r0 : GUARD_ROWS;
+            for (int v = 0; v < ct->ninputs; v++)
+                gather_raw(&h->bind[0][v].a, dt, raw + h->off[0][v], nin, i0 + r0, mr);
+            for (int64_t i = 0; i < mr; i++)
+                flags[r0 + i] |= (uint8_t)mimic_guard_check(h->guard, raw + i * nin, scratch);
         }
-        flags[i] = (uint8_t)f;
     }
-    mimic_encoder_encode(&h->info->input_encoder, dt, X, m, nin);
     int rc = mimic_plan_run(h->plans[t], X, m, Y);
     for (int e = 0; !rc && e < h->nmembers; e++)
         rc = mimic_plan_run(h->members[e].plans[t], X, m, ymbuf(h, e, t));
@@ -843,33 +1129,22 @@ static int run_chunk(mimic_handle *h, int t, int64_t i0, int64_t m)
                 flags[i] |= MIMIC_FLAG_SPREAD;
         }
     }
-    mimic_encoder_decode(&h->info->output_encoder, dt, Y, m, nout);
-    for (int64_t i = 0; i < m; i++) {
-        unsigned f = 0;
-        for (int64_t j = 0; j < nout; j++)
-            if (!isfinite(elem(dt, Y, i * nout + j)))
-                f = MIMIC_FLAG_OUTPUT_NAN;
-        if (h->any_bounds)
-            for (int v = 0; v < h->info->contract.noutputs; v++) {
-                double lo = h->bound_lo[v], hi = h->bound_hi[v];
-                int64_t o = h->off[1][v], sz = h->info->contract.outputs[v].size;
-                for (int64_t j = 0; j < sz; j++) {
-                    double y = elem(dt, Y, i * nout + o + j);
-                    if (y < lo || y > hi)
-                        f |= MIMIC_FLAG_BOUNDS;
-                }
-            }
-        flags[i] |= (uint8_t)f;
-    }
-    for (int v = 0; v < h->info->contract.noutputs; v++)
-        scatter(&h->bind[1][v].a, dt, Y + (size_t)h->off[1][v] * h->esize, nout, i0, m);
+    for (int v = 0; v < ct->noutputs; v++)
+        scatter_dec(&h->bind[1][v].a, &h->enc[1], h->off[1][v], dt, Y, nout, i0, m, h->bound_lo[v], h->bound_hi[v],
+                    flags);
+    unsigned f = 0;
+    for (int64_t i = 0; i < m; i++)
+        f |= flags[i];
+    *any |= f;
     return MIMIC_OK;
 }
 
 /* All n samples on up to nthr threads, split as mimic_plan_run splits a
  * batch: chunks of the plans' size, or for a batch smaller than one chunk
- * per thread, equal shares of at least MIN_ROWS_PER_THREAD rows. */
-static int run_all(mimic_handle *h, int64_t n, int nthr)
+ * per thread, equal shares of at least MIN_ROWS_PER_THREAD rows. One chunk
+ * or one thread runs on the calling thread, without a parallel region.
+ * *any gets the OR of all flags. */
+static int run_all(mimic_handle *h, int64_t n, int nthr, unsigned *any)
 {
     int64_t per = h->chunk;
     if (nthr > h->slots)
@@ -885,9 +1160,10 @@ static int run_all(mimic_handle *h, int64_t n, int nthr)
     if (nthr > nchunks)
         nthr = (int)nchunks;
     int rc = MIMIC_OK;
+    unsigned fa = 0;
     if (nthr <= 1) {
         for (int64_t c = 0; !rc && c < nchunks; c++)
-            rc = run_chunk(h, 0, c * per, n - c * per < per ? n - c * per : per);
+            rc = run_chunk(h, 0, c * per, n - c * per < per ? n - c * per : per, &fa);
     } else {
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthr)
@@ -895,16 +1171,20 @@ static int run_all(mimic_handle *h, int64_t n, int nthr)
             /* contiguous ranges of chunks per thread; the team may be smaller than asked */
             int t = omp_get_thread_num(), nt = omp_get_num_threads();
             int64_t c0 = nchunks * t / nt, c1 = nchunks * (t + 1) / nt;
+            unsigned mine = 0;
             for (int64_t c = c0; c < c1; c++) {
-                int r = run_chunk(h, t, c * per, n - c * per < per ? n - c * per : per);
+                int r = run_chunk(h, t, c * per, n - c * per < per ? n - c * per : per, &mine);
                 if (r) {
 #pragma omp atomic write
                     rc = r;
                 }
             }
+#pragma omp atomic update
+            fa |= mine;
         }
 #endif
     }
+    *any = fa;
     if (rc)
         return herr(h, rc, "mimic_run: a plan failed (code %d); this is a bug in mimic, please report it", rc);
     return MIMIC_OK;
@@ -944,7 +1224,8 @@ int mimic_run(mimic_handle *h, int64_t n)
     double t0 = now();
     int nthr = in_parallel() ? 1 : h->opt.num_threads > 0 ? h->opt.num_threads : mimic_get_num_threads();
     int prev = push_threads(nthr); /* for BLAS, when the chunks run on the calling thread */
-    rc = run_all(h, n, nthr);
+    unsigned any = 0;
+    rc = run_all(h, n, nthr, &any);
     pop_threads(prev); /* the host's callbacks run with its own setting */
     if (rc)
         return rc;
@@ -967,7 +1248,7 @@ int mimic_run(mimic_handle *h, int64_t n)
         }
     }
     int64_t nflag = 0, per[MIMIC_NUM_FLAGS] = {0};
-    for (int64_t s = 0; s < n; s++) {
+    for (int64_t s = 0; (any || h->resid_fn) && s < n; s++) {
         unsigned f = h->flags[s];
         if (!f)
             continue;

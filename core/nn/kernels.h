@@ -1,6 +1,7 @@
 /* Row kernels of the inference plan, instantiated once per element type by
  * plan.c: it defines T (float/double), SFX(name) (a suffixed name) and the
- * libm functions EXP, EXPM1, LOG1P, TANH, then includes this file.
+ * functions EXP, EXPM1, LOG1P, TANH (libm's, except TANH for float: plan.c's
+ * vectorisable tanhf_vec), then includes this file.
  *
  * Every kernel works on `rows` contiguous rows of `n` features and computes
  * each row from that row alone, in an order fixed by n: that is what makes
@@ -49,7 +50,8 @@ static inline T SFX(act1)(T v, mimic_activation act, T a0, T a1)
 #endif
 
 /* The loop body for each activation, with the switch hoisted out of the
- * loops: relu and leaky relu (the common cases) then vectorise. V(j) is the
+ * loops: relu, leaky relu and tanh (the common cases) then vectorise (tanh
+ * only in float32, where TANH is inline; float64 calls libm per element). V(j) is the
  * pre-activation value of column j of row i. */
 #define ACT_ROWS(act, a0, a1, rows, n, dst, V)                                                          \
     do {                                                                                               \
@@ -72,6 +74,11 @@ static inline T SFX(act1)(T v, mimic_activation act, T a0, T a1)
                     T v_ = V(j);                                                                       \
                     (dst)[i * (n) + j] = v_ < 0 ? v_ * (a0) : v_;                                      \
                 }                                                                                      \
+            break;                                                                                     \
+        case MIMIC_ACT_TANH:                                                                           \
+            for (int64_t i = 0; i < (rows); i++)                                                       \
+                SIMD for (int64_t j = 0; j < (n); j++)                                                 \
+                    (dst)[i * (n) + j] = TANH(V(j));                                                   \
             break;                                                                                     \
         default:                                                                                       \
             for (int64_t i = 0; i < (rows); i++)                                                       \

@@ -919,7 +919,7 @@ TEST(out_of_memory)
     host h;
     host_init(&h, 50, layouts, dts);
     mimic_guard *g = fit_guard(1);
-    for (int budget = 0; budget < 400; budget += 3, tries++) {
+    for (int budget = 0; budget < 600; budget += 3, tries++) {
         use_budget_allocator(budget);
         mimic_handle *hd = NULL;
         mimic_options o = {.precision = MIMIC_PRECISION_F32, .num_threads = 1};
