@@ -1193,9 +1193,11 @@ static int run_all(mimic_handle *h, int64_t n, int nthr, unsigned *any)
 /* A host callback failed: keep its message if it recorded one. */
 static int callback_failed(mimic_handle *h, const char *what, int ret)
 {
-    if (mimic_errcode() != MIMIC_OK)
-        return prefix_error(h, mimic_errcode(), what[0] == 'f' ? "mimic_run: the fallback failed: "
-                                                                : "mimic_run: the residual callback failed: ");
+    if (mimic_errcode() != MIMIC_OK) {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "mimic_run: the %s failed: ", what);
+        return prefix_error(h, mimic_errcode(), prefix);
+    }
     return herr(h, MIMIC_ESTATE, "mimic_run: the %s returned %d (record a message with mimic_error to say why)", what,
                 ret);
 }
