@@ -176,7 +176,7 @@ static int l_clock(lua_State *L)
  * loaded on first use so `require "mimic"` stays cheap and the C module has no
  * dependency on where the Lua files live: package.path finds them. */
 static const char *const submodules[] = {"nn", "optim", "train", "search", "validate", "report", "data", "diagnose", "modelfile",
-                                         "profile", "aposteriori", NULL};
+                                         "profile", "aposteriori", "rfmip", NULL};
 
 static int l_module_index(lua_State *L)
 {
@@ -193,11 +193,6 @@ static int l_module_index(lua_State *L)
         }
     return 0;
 }
-
-/* mimic.embed, mimic.guard, mimic.profiler (lua/lembed.c). */
-void lmimic_open_embed(lua_State *L, int mod, int methods);
-
-void lmimic_open_conv(lua_State *L, int mod, int methods); /* lua/lconv.c */
 
 int luaopen_mimic(lua_State *L)
 {
@@ -225,6 +220,7 @@ int luaopen_mimic(lua_State *L)
     lmimic_open_plan(L, mod, methods);
     lmimic_open_modelfile(L, mod, methods);
     lmimic_open_spectra(L, mod, methods);
+    lmimic_open_radiation(L, mod, methods);
     lmimic_open_conv(L, mod, methods);
     lmimic_open_embed(L, mod, methods);
     lua_settop(L, mod);

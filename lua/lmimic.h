@@ -139,5 +139,14 @@ void lmimic_open_modelfile(lua_State *L, int mod, int methods);
 /* mimic._spectra: spectra and divergence of periodic fields (lua/lspectra.c; links
  * libmimic_solvers, hence FFTW), for mimic.validate. */
 void lmimic_open_spectra(lua_State *L, int mod, int methods);
+/* mimic.radiation: Planck integrals, the longwave solver, the line-by-line
+ * model (lua/lradiation.c; libmimic_solvers). */
+void lmimic_open_radiation(lua_State *L, int mod, int methods);
+/* mimic.conv1d/2d/3d, pooling, upsampling (lua/lconv.c). */
+void lmimic_open_conv(lua_State *L, int mod, int methods);
+/* mimic.embed (host-API handles), mimic.guard, mimic.profiler (lua/lembed.c). */
+void lmimic_open_embed(lua_State *L, int mod, int methods);
+/* Compiled training steps for built-in MLPs (lua/ltrainstep.c). */
+void lmimic_open_trainstep(lua_State *L, int mod, int methods);
 
 #endif
