@@ -222,6 +222,7 @@ int luaopen_mimic(lua_State *L)
     lmimic_open_spectra(L, mod, methods);
     lmimic_open_radiation(L, mod, methods);
     lmimic_open_conv(L, mod, methods);
+    lmimic_open_trainstep(L, mod, methods);
     lmimic_open_embed(L, mod, methods);
     lua_settop(L, mod);
     lua_newtable(L);

@@ -13,6 +13,7 @@
 --     checkpoint = "run.h5", checkpoint_every = 1, resume = true,
 --     on_epoch = function(info) ... end, -- return false to stop
 --     verbose = true,
+--     compiled = true,                  -- false: always the autograd path
 --   }
 --
 -- Contracts (duck-typed): model(x) -> prediction; model:train(),
@@ -41,7 +42,7 @@ local OPTIONS = {
   model = true, loss = true, optimizer = true, data = true, val = true, val_fraction = true, epochs = true,
   batch = true, val_batch = true, shuffle = true, generator = true, seed = true, scheduler = true,
   clip_grad_norm = true, early_stopping = true, checkpoint = true, checkpoint_every = true, resume = true,
-  on_epoch = true, verbose = true, output = true,
+  on_epoch = true, verbose = true, output = true, compiled = true,
 }
 
 local callable = util.callable
@@ -279,7 +280,93 @@ local function configure(o)
   c.verbose = o.verbose ~= false
   if o.output ~= nil and io.type(o.output) ~= "file" then raise("output must be an open file (io.stdout, io.open(...))") end
   c.output = o.output
+  if o.compiled ~= nil and type(o.compiled) ~= "boolean" then raise("compiled must be a boolean") end
+  c.compiled = o.compiled ~= false
   return c
+end
+
+-- --- the compiled step ------------------------------------------------------------
+-- A batch step of an nn.Sequential of Linear layers and activations, trained
+-- with a built-in MSE, L1 or Huber loss and mimic.optim's Adam, AdamW or SGD,
+-- runs as one C call (mimic.trainstep, core/include/mimic/trainstep.h):
+-- forward, loss, backward and update with no autograd graph, over the
+-- optimizer's flat buffers, so the model, its state_dict, checkpoints and the
+-- optimizer state see every update exactly as after an autograd step. Any
+-- other model, loss, optimizer or option that needs the graph between
+-- backward and step (clip_grad_norm) keeps the autograd loop.
+local COMPILED_ACT = {
+  ReLU = "relu", Tanh = "tanh", Sigmoid = "sigmoid", GELU = "gelu", Identity = "identity",
+  LeakyReLU = "leaky_relu", ELU = "elu", Softplus = "softplus",
+}
+local COMPILED_OPTIM = { Adam = true, AdamW = true, SGD = true }
+
+-- "mse", "l1" or "huber", delta, sum for a supported loss, else nil.
+local function compiled_loss(loss, nn)
+  local F = nn.functional
+  if rawequal(loss, F.mse_loss) then return "mse", 1, false end
+  if rawequal(loss, F.l1_loss) then return "l1", 1, false end
+  if rawequal(loss, F.huber_loss) then return "huber", 1, false end
+  if type(loss) ~= "table" then return nil end
+  local mt, o = getmetatable(loss), rawget(loss, "opts")
+  if rawget(loss, "forward") ~= nil or type(o) ~= "table" or o.weights ~= nil then return nil end
+  local r = o.reduction or "mean"
+  if r ~= "mean" and r ~= "sum" then return nil end
+  local kind = mt == nn.MSELoss and "mse" or mt == nn.L1Loss and "l1" or mt == nn.HuberLoss and "huber" or nil
+  if not kind then return nil end
+  local delta = o.delta or 1
+  if type(delta) ~= "number" or not (delta > 0) then return nil end
+  return kind, delta, r == "sum"
+end
+
+-- The compiled step for this run's model, loss and optimizer, or nil.
+local function compile_step(c)
+  if not c.compiled or c.clip then return nil end
+  local nn = require "mimic.nn"
+  local model, opt = c.model, c.opt
+  if type(model) ~= "table" or getmetatable(model) ~= nn.Sequential or rawget(model, "forward") ~= nil then
+    return nil
+  end
+  local layers, params = {}, {}
+  for _, m in ipairs(model:children()) do
+    local mt = type(m) == "table" and getmetatable(m)
+    if not mt or rawget(m, "forward") ~= nil then return nil end
+    if mt == nn.Linear then
+      layers[#layers + 1] = { type = "dense", out = m.out_features, bias = m.bias ~= nil }
+      params[#params + 1] = m.weight
+      if m.bias then params[#params + 1] = m.bias end
+    elseif COMPILED_ACT[mt.__typename] and mt == nn[mt.__typename] then
+      layers[#layers + 1] = { type = COMPILED_ACT[mt.__typename], p0 = m.negative_slope or m.alpha or m.beta,
+                              p1 = m.threshold }
+    else
+      return nil
+    end
+  end
+  -- The optimizer must hold exactly these parameters, in this order (its
+  -- flat buffers are then laid out as the compiled step expects), all of
+  -- them trainable.
+  local omt = type(opt) == "table" and getmetatable(opt)
+  if not omt or not COMPILED_OPTIM[omt.__name] or rawget(opt, "step") ~= nil or rawget(opt, "zero_grad") ~= nil
+    or not mimic.is_tensor(rawget(opt, "flat_params")) or type(rawget(opt, "params")) ~= "table" then
+    return nil
+  end
+  if #opt.params ~= #params then return nil end
+  for i, p in ipairs(params) do
+    if not rawequal(opt.params[i], p) or not p:requires_grad() then return nil end
+  end
+  local kind, delta, sum = compiled_loss(c.loss, nn)
+  if not kind then return nil end
+  local nin = layers[1] and layers[1].type == "dense" and model:get(1).in_features
+  if not nin then return nil end
+  local ok, ts = pcall(mimic.trainstep, layers, nin, opt.flat_params, opt.flat_grads, c.batch)
+  if not ok then return nil end -- a layer sequence the C step does not take
+  ts:set_loss(kind, delta, sum)
+  return { ts = ts, dtype = opt.flat_params:dtype(), nin = nin, nout = ts:nout(), max = c.batch }
+end
+
+-- Whether the compiled step takes this batch (else: the autograd path).
+local function compiled_fits(cs, xb, yb)
+  return xb:dim() == 2 and yb:dim() == 2 and xb:size(1) <= cs.max and xb:size(2) == cs.nin
+    and yb:size(2) == cs.nout and xb:size(1) == yb:size(1) and xb:dtype() == cs.dtype and yb:dtype() == cs.dtype
 end
 
 -- The mean loss over a data set, without gradients, in evaluation mode.
@@ -393,6 +480,7 @@ local function train(o)
   end
   local stop_reason = finished -- "early" or "callback" once the loop is to end early
   if has_method(model, "train") then model:train() end
+  local cs = not finished and compile_step(c) or nil
 
   local epoch = st.done
   while not stop_reason and epoch < c.epochs do
@@ -401,6 +489,9 @@ local function train(o)
     local perm = not c.loader and c.shuffle and c.gen:randperm(c.n) or nil
     local next_loader_batch = c.loader and c.loader:batches()
     local sum = 0
+    -- Gradients replaced or dropped since the last epoch (by a callback) are
+    -- linked to the flat buffer again, which the compiled step writes.
+    if cs then mimic.flat_attach_grads(opt.params, opt.flat_grads) end
     for b = 1, c.nb do
       local s = st.seen + 1
       local xb, yb
@@ -415,18 +506,26 @@ local function train(o)
         xb, yb = c.x:narrow(1, s, math.min(c.batch, c.n - s + 1)), c.y:narrow(1, s, math.min(c.batch, c.n - s + 1))
       end
       local len = xb:size(1)
-      opt:zero_grad()
-      local l = c.loss(model(xb), yb)
-      local v = l:item()
+      local v, l
+      local compiled = cs and compiled_fits(cs, xb, yb)
+      if compiled then
+        v = cs.ts:step(xb, yb, opt) -- forward, loss, backward and update; none if v is not finite
+      else
+        opt:zero_grad()
+        l = c.loss(model(xb), yb)
+        v = l:item()
+      end
       if not finite(v) then
         progress:finish()
         raise("loss is %s at epoch %d, batch %d of %d (samples %d-%d of the epoch); lower the learning rate, " ..
           "check the data for NaN/Inf, or clip gradients (clip_grad_norm =)", nonfinite_name(v), epoch, b, c.nb, s,
           s + len - 1)
       end
-      l:backward()
-      if c.clip then mimic.optim.clip_grad_norm(params, c.clip) end
-      opt:step()
+      if not compiled then
+        l:backward()
+        if c.clip then mimic.optim.clip_grad_norm(params, c.clip) end
+        opt:step()
+      end
       sum = sum + v * len
       st.seen = st.seen + len
       progress:batch(st, b, c.nb, sum / st.seen)
@@ -479,6 +578,7 @@ local function train(o)
     end
   end
   history.stopped_early = stop_reason == "early" or nil
+  history.compiled = cs ~= nil -- whether batches ran the compiled step
   if c.ckpt and not finished then
     write_checkpoint(c, st, stop_reason or "epochs")
   end

@@ -1,12 +1,15 @@
 -- Training throughput (samples/s) of mimic against PyTorch, same run, same
 -- protocol: float32, 2 threads, data in memory, MSE, Adam lr 1e-3, batch
 -- 256, one epoch of 131072 samples; networks with LeakyReLU(0.2) between
--- dense layers. The mimic loop is written out by hand (zero_grad, forward,
--- MSE, backward, Adam step) so that it does exactly the work of the PyTorch
--- loop in tests/bench/torch_train.py, not mimic.train's extras (loaders,
--- metrics, callbacks).
+-- dense layers. Two mimic columns:
+--  * compiled: mimic.train{..., epochs = 1, shuffle = false} (batches in
+--    order, as the PyTorch loop), which runs the compiled training step
+--    (core/nn/trainstep.c) for these models: one C call per batch;
+--  * autograd: the loop written out by hand (zero_grad, forward, MSE,
+--    backward, Adam step), exactly the work of the PyTorch loop in
+--    tests/bench/torch_train.py.
 --
--- Interleaving: each round times one mimic epoch per network, then runs
+-- Interleaving: each round times one mimic epoch per network and path, then runs
 -- torch_train.py for one timed epoch per network (after its own warm-up
 -- epoch, since every round is a fresh Python process), so a slow patch of a
 -- shared machine hits both sides. Medians over the rounds. Nothing asserts
@@ -42,6 +45,7 @@ local function build(sizes)
 end
 
 local mse = nn.functional.mse_loss
+local loss_module = nn.MSELoss()
 local function epoch(model, opt, x, y)
   local loss
   for s = 1, N, BATCH do
@@ -51,6 +55,13 @@ local function epoch(model, opt, x, y)
     opt:step()
   end
   return loss:item()
+end
+
+local function compiled_epoch(model, opt, x, y)
+  local h = mimic.train { model = model, loss = loss_module, optimizer = opt, data = { x = x, y = y }, epochs = 1,
+                         batch = BATCH, shuffle = false, verbose = false }
+  if not h.compiled then error("bench_train: mimic.train did not use the compiled step") end
+  return h[1].loss
 end
 
 local function median(t)
@@ -72,7 +83,12 @@ for i, net in ipairs(NETS) do
   local x, y = mimic.rand(N, sizes[1]), mimic.rand(N, sizes[#sizes])
   local l = epoch(model, opt, x, y)
   if l ~= l then error("bench_train: loss is NaN after the warm-up epoch of " .. net[1]) end
-  runs[i] = { model = model, opt = opt, x = x, y = y, mimic = {}, torch = {} }
+  local cmodel = build(sizes)
+  local copt = optim.Adam(cmodel, { lr = 1e-3 })
+  l = compiled_epoch(cmodel, copt, x, y)
+  if l ~= l then error("bench_train: loss is NaN after the compiled warm-up epoch of " .. net[1]) end
+  runs[i] = { model = model, opt = opt, cmodel = cmodel, copt = copt, x = x, y = y, mimic = {}, compiled = {},
+              torch = {} }
 end
 
 local torch_ok = use_torch
@@ -82,6 +98,10 @@ for _ = 1, repeats do
     local t0 = mimic.clock()
     epoch(r.model, r.opt, r.x, r.y)
     r.mimic[#r.mimic + 1] = mimic.clock() - t0
+    collectgarbage()
+    t0 = mimic.clock()
+    compiled_epoch(r.cmodel, r.copt, r.x, r.y)
+    r.compiled[#r.compiled + 1] = mimic.clock() - t0
   end
   if torch_ok then
     local p = io.popen("/usr/bin/python3 " .. here .. "/torch_train.py 1 2>/dev/null")
@@ -103,12 +123,13 @@ end
 print(string.format("Training, one epoch of %d samples, batch %d, Adam, MSE, float32, 2 threads; medians of %d rounds",
   N, BATCH, repeats))
 print()
-print("| net | mimic samples/s | PyTorch samples/s | mimic / PyTorch |")
-print("|---|---:|---:|---:|")
+print("| net | compiled samples/s | autograd samples/s | PyTorch samples/s | compiled / PyTorch | autograd / PyTorch |")
+print("|---|---:|---:|---:|---:|---:|")
 for i, r in ipairs(runs) do
-  local tm, tt = median(r.mimic), median(r.torch)
-  local sm = N / tm
+  local sc, sm = N / median(r.compiled), N / median(r.mimic)
+  local tt = median(r.torch)
   local st = tt and N / tt
-  print(string.format("| %s | %.3g | %s | %s |", NETS[i][1], sm, st and string.format("%.3g", st) or "-",
-    st and string.format("%.2fx", sm / st) or "-"))
+  local function ratio(v) return st and string.format("%.2fx", v / st) or "-" end
+  print(string.format("| %s | %.3g | %.3g | %s | %s | %s |", NETS[i][1], sc, sm, st and string.format("%.3g", st) or "-",
+    ratio(sc), ratio(sm)))
 end
