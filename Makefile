@@ -98,6 +98,8 @@ help:
 
 # rng.c: no fused multiply-add, so the normal sampler is the same on every CPU.
 $(B)/obj/core/tensor/rng.o: EXTRA_CFLAGS := -ffp-contract=off
+# flat.c: sqrtf without errno, so the fused Adam loop vectorises (same values).
+$(B)/obj/core/optim/flat.o: EXTRA_CFLAGS := -fno-math-errno
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -201,6 +203,7 @@ $(B)/asan/%.o: %.c
 	$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS) $(ASAN_FLAGS) -MMD -MP -c $< -o $@
 $(B)/asan/core/solvers/%.o: EXTRA_CFLAGS := $(FFTW_CFLAGS)
 $(B)/asan/core/tensor/rng.o: EXTRA_CFLAGS := -ffp-contract=off
+$(B)/asan/core/optim/flat.o: EXTRA_CFLAGS := -fno-math-errno
 $(B)/asan/lua/%.o: EXTRA_CFLAGS := -Ilua/include $(LUA_CFLAGS)
 
 # test_script runs Lua inside a C host: it also links the binding (libmimic_lua).
