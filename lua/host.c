@@ -139,13 +139,12 @@ static int lua_failure(mimic_script *s, int lstatus, int code)
     return rc;
 }
 
-/* Message handler: the error as a string, with a traceback. */
-static int msghandler(lua_State *L)
+int lmimic_msghandler(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
     if (msg == NULL) {
         if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-            return 1;
+            return 1; /* an object that describes itself: no traceback */
         msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }
     luaL_traceback(L, L, msg, 1);
@@ -203,7 +202,7 @@ static int open_body(lua_State *L)
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, INPUTS_KEY);
     lua_settop(L, 0);
-    lua_pushcfunction(L, msghandler);
+    lua_pushcfunction(L, lmimic_msghandler);
     int st = luaL_loadfilex(L, path, "t"); /* text only: no precompiled chunks */
     if (st != LUA_OK) {
         ctx->code = st == LUA_ERRFILE ? MIMIC_EIO : MIMIC_EVALUE;
@@ -288,7 +287,7 @@ static int call_body(lua_State *L)
 {
     call_ctx *c = lua_touserdata(L, 1);
     lua_settop(L, 0);
-    lua_pushcfunction(L, msghandler); /* 1 */
+    lua_pushcfunction(L, lmimic_msghandler); /* 1 */
     if (lua_getglobal(L, c->fn) != LUA_TFUNCTION) { /* 2 */
         c->code = MIMIC_EARG;
         return luaL_error(L, "script_call: the script defines no function '%s' (got a %s)", c->fn,

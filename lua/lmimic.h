@@ -112,6 +112,10 @@ mimic_rng *lmimic_defaultgenerator(lua_State *L);
  * and the checkout's lua/ when PREFIX is its build/ (or build/asan/). With
  * cpath, also PREFIX/lib/lua/5.4/?.so. Used by main.c and mimic/script.h. */
 void lmimic_add_paths(lua_State *L, const char *binary, int cpath);
+/* Message handler of every protected call of the executable and of a host's
+ * scripts: the error object as a string (via __tostring when it has one) with
+ * a traceback appended. */
+int lmimic_msghandler(lua_State *L);
 
 /* --- registration (each file adds its functions) ------------------------------ */
 /* mod and methods are absolute stack indices of the module table and of the

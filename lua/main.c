@@ -83,20 +83,6 @@ static int report(lua_State *L, int status)
     return status;
 }
 
-/* Message handler of every protected call: turns the error object into a
- * string (via __tostring when it has one) and appends a traceback. */
-static int msghandler(lua_State *L)
-{
-    const char *msg = lua_tostring(L, 1);
-    if (msg == NULL) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-            return 1; /* an object that describes itself: no traceback */
-        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    }
-    luaL_traceback(L, L, msg, 1);
-    return 1;
-}
-
 /* ---- Ctrl-C ------------------------------------------------------------- */
 
 static void set_handler(int sig, void (*handler)(int), struct sigaction *old)
@@ -144,7 +130,7 @@ static void on_sigwinch(int sig)
 static int docall(lua_State *L, int narg, int nres)
 {
     int base = lua_gettop(L) - narg;
-    lua_pushcfunction(L, msghandler);
+    lua_pushcfunction(L, lmimic_msghandler);
     lua_insert(L, base);
     global_L = L;
     struct sigaction old;

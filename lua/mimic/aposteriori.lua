@@ -39,12 +39,13 @@
 -- divergence = {...}}}, report = path | nil}. Times are the step functions'
 -- wall time only (mimic.clock), diagnostics excluded.
 local mimic = require "mimic"
+local util = require "mimic.util"
 
 local M = {}
 
 local function fail(msg, level) error("mimic.aposteriori: " .. msg, (level or 1) + 1) end
 
-local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
+local finite = util.finite
 
 local function is_callable(f)
   if type(f) == "function" then return true end
@@ -98,12 +99,7 @@ end
 
 local COMPARE = { rmse = true, max_abs = true, rel = true }
 
-local function fmt_time(s)
-  if not finite(s) or s < 0 then return "?" end
-  s = math.floor(s + 0.5)
-  if s >= 3600 then return string.format("%d:%02d:%02d", s // 3600, s % 3600 // 60, s % 60) end
-  return string.format("%d:%02d", s // 60, s % 60)
-end
+local fmt_time = util.fmt_time
 
 local function fmt_num(v)
   if v == nil then return "-" end
@@ -115,33 +111,20 @@ end
 -- (at most 10 times a second); otherwise a plain line every tenth of the run
 -- (at the first recorded step past each tenth) and at the end.
 local function new_progress(o)
-  local out = o.output or io.stderr
-  local term = os.getenv("TERM")
-  local on = not o.quiet
-  local tty = on and term ~= nil and term ~= "" and term ~= "dumb" and mimic.isatty(out)
-  return { out = out, on = on, tty = tty, last = -math.huge, shown = false, printed = 0 }
+  local p = util.progress(o.output or io.stderr, not o.quiet)
+  p.printed = 0
+  return p
 end
 
+-- On a terminal, rewritten at most 10 times a second (the final line always).
 local function progress_line(p, s, final)
   if not p.on then return end
   if p.tty then
     local now = mimic.clock()
     if not final and now - p.last < 0.1 then return end
     p.last = now
-    p.out:write("\r\27[K", s)
-    p.shown = true
-  else
-    p.out:write(s, "\n")
   end
-  p.out:flush()
-end
-
-local function progress_note(p, s)
-  if not p.on then return end
-  if p.tty and p.shown then p.out:write("\n") end
-  p.shown = false
-  p.out:write(s, "\n")
-  p.out:flush()
+  p:line(s)
 end
 
 local OPTS = {
@@ -392,11 +375,8 @@ function M.run(o)
   end
   r.speedup = r.time_hybrid > 0 and r.time_reference / r.time_hybrid or 0 / 0
   show(r.steps_run, true)
-  if r.reason then progress_note(prog, "aposteriori: stopped: " .. r.reason) end
-  if prog.tty and prog.shown then
-    prog.out:write("\n")
-    prog.out:flush()
-  end
+  if r.reason then prog:note("aposteriori: stopped: " .. r.reason) end
+  prog:finish()
   if o.out then r.report = write_report(o, r, names, compare) end
   return r
 end

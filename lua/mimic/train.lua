@@ -73,7 +73,7 @@ local function is_loader(d)
     and has_method(d, "size") and has_method(d, "state") and has_method(d, "set_state")
 end
 
-local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
+local finite = util.finite
 -- tostring(0/0) is "-nan" or "nan" depending on the C library.
 local function nonfinite_name(v) return v ~= v and "NaN" or v > 0 and "+Inf" or "-Inf" end
 
@@ -88,12 +88,7 @@ local function clone_state(sd)
   return c
 end
 
-local function fmt_time(s)
-  if not finite(s) or s < 0 then return "?" end
-  s = math.floor(s + 0.5)
-  if s >= 3600 then return string.format("%d:%02d:%02d", s // 3600, s % 3600 // 60, s % 60) end
-  return string.format("%d:%02d", s // 60, s % 60)
-end
+local fmt_time = util.fmt_time
 
 local function fmt_loss(v) return v and string.format("%.4e", v) or "-" end
 -- "epoch  7/50": the epoch number padded to the width of the total, so columns align.
@@ -102,34 +97,12 @@ local function fmt_epoch(e, n) return string.format("epoch %" .. #tostring(n) ..
 -- --- progress ------------------------------------------------------------------
 -- On a terminal: one line, rewritten in place (at most 10 times a second).
 -- Otherwise (a log file, a batch job's output): one plain line per epoch.
-local Progress = {}
+-- util.progress's object with the training loop's own lines added.
+local Progress = setmetatable({}, { __index = getmetatable(util.progress(io.stdout, false)).__index })
 Progress.__index = Progress
 
 local function new_progress(o)
-  local out = o.output or io.stdout
-  local term = os.getenv("TERM")
-  local tty = o.verbose and term ~= nil and term ~= "" and term ~= "dumb" and mimic.isatty(out)
-  return setmetatable({ out = out, on = o.verbose, tty = tty, last = -math.huge, shown = false }, Progress)
-end
-
-function Progress:line(s)
-  if not self.on then return end
-  if self.tty then
-    self.out:write("\r\27[K", s)
-    self.shown = true
-  else
-    self.out:write(s, "\n")
-  end
-  self.out:flush()
-end
-
--- A message of its own (resume, early stop): on a terminal, below the progress line.
-function Progress:note(s)
-  if not self.on then return end
-  if self.tty and self.shown then self.out:write("\n") end
-  self.shown = false
-  self.out:write(s, "\n")
-  self.out:flush()
+  return setmetatable(util.progress(o.output or io.stdout, o.verbose), Progress)
 end
 
 function Progress:batch(st, b, nb, running)
@@ -156,14 +129,6 @@ function Progress:epoch(st, h)
     self:line(string.format("%s  loss %s  val %s  lr %s  %.3f s  %.0f samples/s", fmt_epoch(h.epoch, st.epochs),
       fmt_loss(h.loss), fmt_loss(h.val_loss), h.lr and string.format("%.3g", h.lr) or "-", h.seconds,
       h.samples_per_s))
-  end
-end
-
-function Progress:finish()
-  if self.on and self.tty and self.shown then
-    self.out:write("\n")
-    self.out:flush()
-    self.shown = false
   end
 end
 

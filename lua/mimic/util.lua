@@ -2,6 +2,7 @@
 -- search.lua): errors raised at the user's line, option checking, small
 -- predicates. Internal: not a documented part of the API, and not one of
 -- mimic's lazily loaded submodules (require "mimic.util").
+local mimic = require "mimic"
 local M = {}
 
 local THIS = debug.getinfo(1, "S").source
@@ -77,6 +78,59 @@ function M.file_exists(path)
   local f = io.open(path, "rb")
   if f then f:close() end
   return f ~= nil
+end
+
+-- True for a number that is neither NaN nor infinite.
+function M.finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
+
+-- A duration in seconds as m:ss or h:mm:ss ("?" when unknown or negative).
+function M.fmt_time(s)
+  if not M.finite(s) or s < 0 then return "?" end
+  s = math.floor(s + 0.5)
+  if s >= 3600 then return string.format("%d:%02d:%02d", s // 3600, s % 3600 // 60, s % 60) end
+  return string.format("%d:%02d", s // 60, s % 60)
+end
+
+-- Progress output shared by mimic.train and mimic.aposteriori. On a terminal:
+-- one line rewritten in place; otherwise (a log file, a batch job's output)
+-- plain lines. M.progress(out, on) -> p with p:line(s), p:note(s), p:finish();
+-- p.tty and p.last (the clock of the last rewrite) let callers rate-limit.
+local Progress = {}
+Progress.__index = Progress
+
+function M.progress(out, on)
+  local term = os.getenv("TERM")
+  local tty = on and term ~= nil and term ~= "" and term ~= "dumb" and mimic.isatty(out)
+  return setmetatable({ out = out, on = on, tty = tty, last = -math.huge, shown = false }, Progress)
+end
+
+function Progress:line(s)
+  if not self.on then return end
+  if self.tty then
+    self.out:write("\r\27[K", s)
+    self.shown = true
+  else
+    self.out:write(s, "\n")
+  end
+  self.out:flush()
+end
+
+-- A message of its own (resume, early stop, a blow-up): on a terminal, below the progress line.
+function Progress:note(s)
+  if not self.on then return end
+  if self.tty and self.shown then self.out:write("\n") end
+  self.shown = false
+  self.out:write(s, "\n")
+  self.out:flush()
+end
+
+-- Ends a rewritten line so what follows starts on a new one.
+function Progress:finish()
+  if self.on and self.tty and self.shown then
+    self.out:write("\n")
+    self.out:flush()
+    self.shown = false
+  end
 end
 
 return M
