@@ -317,3 +317,16 @@ clean:
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 
 .SECONDARY:
+
+# The longwave k-distribution (docs/radiation-kdist.md): builds the driver,
+# reduces the LBL model into $(KDIST_TABLE) (~21 CPU min on 2 cores) and
+# compares k-distribution and LBL fluxes on one column.
+KDIST_TABLE ?= data/kdist/mimic-lw-kdist.h5
+$(B)/scripts/rad_build_kdist: scripts/rad_build_kdist.c $(SOLVERS_A) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(SOLVERS_A) $(LIB_A) $(LDLIBS_SOLVERS) $(LDLIBS_CORE)
+.PHONY: kdist
+kdist: $(B)/scripts/rad_build_kdist
+	@mkdir -p $(dir $(KDIST_TABLE))
+	GIT_COMMIT=$$(git rev-parse HEAD 2>/dev/null) OMP_NUM_THREADS=2 nice $(B)/scripts/rad_build_kdist build $(KDIST_TABLE)
+	OMP_NUM_THREADS=2 nice $(B)/scripts/rad_build_kdist compare $(KDIST_TABLE)
