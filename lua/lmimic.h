@@ -148,6 +148,8 @@ void lmimic_open_spectra(lua_State *L, int mod, int methods);
 void lmimic_open_radiation(lua_State *L, int mod, int methods);
 /* mimic.conv1d/2d/3d, pooling, upsampling (lua/lconv.c). */
 void lmimic_open_conv(lua_State *L, int mod, int methods);
+/* mimic.rnn_layer: one RNN/LSTM/GRU layer over a sequence (lua/lrnn.c). */
+void lmimic_open_rnn(lua_State *L, int mod, int methods);
 /* mimic.embed (host-API handles), mimic.guard, mimic.profiler (lua/lembed.c). */
 void lmimic_open_embed(lua_State *L, int mod, int methods);
 /* Compiled training steps for built-in MLPs (lua/ltrainstep.c). */

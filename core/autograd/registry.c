@@ -8,12 +8,14 @@ extern const mimic_opdef mimic_ops_elementwise[];
 extern const mimic_opdef mimic_ops_reduce[], mimic_ops_linalg[];
 extern const mimic_opdef mimic_ops_views[], mimic_ops_copy[], mimic_ops_index[], mimic_ops_sort[];
 extern const mimic_opdef mimic_ops_conv[];
+extern const mimic_opdef mimic_ops_rnn[];
 
 static const mimic_opdef *const families[] = {
     mimic_ops_elementwise,
     mimic_ops_reduce, mimic_ops_linalg,
     mimic_ops_views, mimic_ops_copy, mimic_ops_index, mimic_ops_sort,
     mimic_ops_conv,
+    mimic_ops_rnn,
 };
 
 const char *mimic_op_name(int i)

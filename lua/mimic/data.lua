@@ -733,5 +733,54 @@ function M.encoder_from(s)
   return e
 end
 
+-- === Windows of a series for recurrent models (issue #7) =========================
+-- data.windows(series, {history =, future = 1, stride = 1}) -> X, Y
+-- series [N, f] (or [N], taken as [N, 1]), rows in time order. Window i
+-- (1-based) starts at row s = 1 + (i - 1) stride: X[i] = rows s .. s+history-1,
+-- Y[i] = the `future` rows right after. X is [n, history, f], Y [n, future, f],
+-- n = floor((N - history - future) / stride) + 1: batch-first, for a recurrent
+-- layer with batch_first = true. X is a view of the series when stride =
+-- history, Y when stride = future (consecutive windows; the series must be
+-- contiguous); otherwise each is one gather (the core has no "as_strided"
+-- view for overlapping windows). Differentiable either way.
+function M.windows(series, opts)
+  if not mimic.is_tensor(series) then error("data.windows: series must be a tensor [N, features] or [N]", 2) end
+  if type(opts) ~= "table" then error("data.windows: give the options, e.g. {history = 10, future = 1}", 2) end
+  for k in pairs(opts) do
+    if k ~= "history" and k ~= "future" and k ~= "stride" then
+      error("data.windows: unknown option '" .. tostring(k) .. "' (known: history, future, stride)", 2)
+    end
+  end
+  local h, fu, st = opts.history, opts.future or 1, opts.stride or 1
+  for name, v in pairs({ history = h, future = fu, stride = st }) do
+    if math.type(v) ~= "integer" or v < 1 then
+      error("data.windows: " .. name .. " must be an integer >= 1, got " .. tostring(v), 2)
+    end
+  end
+  if series:dim() == 1 then series = series:view(series:size(1), 1) end
+  if series:dim() ~= 2 then
+    error("data.windows: series of shape [" .. table.concat(series:size(), ", ") .. "] must be [N, features] or [N]", 2)
+  end
+  local N, f = series:size(1), series:size(2)
+  if N < h + fu then
+    error(string.format("data.windows: a series of %d rows is shorter than history + future = %d", N, h + fu), 2)
+  end
+  local n = (N - h - fu) // st + 1
+  -- rows off+1 .. of each window, len of them: a view when the windows are
+  -- consecutive (stride = len), else one gather
+  local function take(off, len)
+    if st == len then return series:narrow(1, off + 1, n * len):reshape(n, len, f) end
+    local idx, k = {}, 0
+    for i = 0, n - 1 do
+      for j = 1, len do
+        k = k + 1
+        idx[k] = i * st + off + j
+      end
+    end
+    return series:index_select(1, mimic.tensor(idx, "int64")):view(n, len, f)
+  end
+  return take(0, h), take(h, fu)
+end
+
 M.Loader, M.Encoder = Loader, Encoder
 return M

@@ -1442,4 +1442,129 @@ function Flatten:forward(x)
 end
 function Flatten:extra_repr() return string.format("%d, %d", self.start_dim, self.end_dim) end
 
+-- === Recurrent layers: nn.RNN, nn.LSTM, nn.GRU, nn.LastStep (issue #7) ================
+-- RNN/LSTM/GRU(input_size, hidden_size [, {num_layers = 1, bias = true,
+--   batch_first = false, nonlinearity = "tanh" (RNN only; or "relu"),
+--   generator =, dtype = "float32"}])
+-- PyTorch's parameters, names and layout, so state dicts carry over:
+-- weight_ih_l{k} [G H, in], weight_hh_l{k} [G H, H], bias_ih_l{k}, bias_hh_l{k}
+-- [G H] with G = 1, 4 (LSTM gates i, f, g, o) or 3 (GRU gates r, z, n), all
+-- drawn U(-1/sqrt(H), 1/sqrt(H)) in that order, layer by layer.
+-- batch_first defaults to false as in PyTorch (input [T, B, in]); with
+-- batch_first = true the input and output are [B, T, ...] (the states stay
+-- [num_layers, B, H], as in PyTorch).
+-- forward(x [, h0 [, c0]]) -> output, h_n (LSTM: output, h_n, c_n):
+-- output [T, B, H] is the last layer's hidden state at every step (a sequence
+-- to sequence map), h_n and c_n [num_layers, B, H] the final states; h0 and c0
+-- default to zeros (LSTM also takes forward(x, {h0, c0})). Each layer is one
+-- fused op (mimic.rnn_layer) over the whole sequence. Inter-layer dropout and
+-- bidirectional layers are not supported.
+local RECURRENT = { RNN = 1, LSTM = 4, GRU = 3 }
+local function recurrent(name)
+  local cls = builtin(name)
+  local G = RECURRENT[name]
+  function cls:init(input_size, hidden_size, opts)
+    check_size(name, "input_size", input_size)
+    check_size(name, "hidden_size", hidden_size)
+    local known = { num_layers = true, bias = true, batch_first = true, generator = true, dtype = true }
+    if name == "RNN" then known.nonlinearity = true end
+    opts = check_opts(name, opts, known)
+    local dt = float_dtype(name, opts.dtype)
+    self.input_size, self.hidden_size = input_size, hidden_size
+    self.num_layers = opts.num_layers or 1
+    check_size(name, "num_layers", self.num_layers)
+    self.batch_first = opts.batch_first == true
+    self.bias = opts.bias ~= false
+    if name == "RNN" then
+      local nl = opts.nonlinearity or "tanh"
+      if nl ~= "tanh" and nl ~= "relu" then
+        raise(string.format("RNN: nonlinearity '%s' is not known ('tanh' or 'relu')", tostring(nl)))
+      end
+      self.nonlinearity, self.mode = nl, "rnn_" .. nl
+    else
+      self.mode = name:lower()
+    end
+    for l = 0, self.num_layers - 1 do
+      local in_l = l == 0 and input_size or hidden_size
+      self["weight_ih_l" .. l] = nn.Parameter(mimic.zeros(G * hidden_size, in_l, dt))
+      self["weight_hh_l" .. l] = nn.Parameter(mimic.zeros(G * hidden_size, hidden_size, dt))
+      if self.bias then
+        self["bias_ih_l" .. l] = nn.Parameter(mimic.zeros(G * hidden_size, dt))
+        self["bias_hh_l" .. l] = nn.Parameter(mimic.zeros(G * hidden_size, dt))
+      end
+    end
+    self:reset_parameters(opts)
+  end
+  function cls:reset_parameters(opts)
+    local g = generator_of(name, opts or {})
+    local bound = 1 / math.sqrt(self.hidden_size)
+    for l = 0, self.num_layers - 1 do
+      for _, p in ipairs({ "weight_ih_l", "weight_hh_l", "bias_ih_l", "bias_hh_l" }) do
+        local t = self[p .. l]
+        if t then init.uniform_(t, -bound, bound, { generator = g }) end
+      end
+    end
+    return self
+  end
+  function cls:forward(x, h0, c0)
+    check_tensor(tostring(self), "input", x)
+    if x:dim() ~= 3 or x:size(3) ~= self.input_size then
+      raise(string.format("%s: input of shape %s must be %s with %d features", tostring(self), shape_str(x),
+        self.batch_first and "[B, T, features] (batch_first)" or "[T, B, features] (time first; or batch_first = true)",
+        self.input_size))
+    end
+    if name == "LSTM" and type(h0) == "table" and not is_tensor(h0) then h0, c0 = h0[1], h0[2] end
+    if c0 ~= nil and name ~= "LSTM" then raise(name .. ": a cell state c0 is for LSTM only") end
+    if self.batch_first then x = x:transpose(1, 2) end
+    local T, B, H, L = x:size(1), x:size(2), self.hidden_size, self.num_layers
+    for what, s in pairs({ h0 = h0, c0 = c0 }) do
+      check_tensor(tostring(self), what, s)
+      if s:dim() ~= 3 or s:size(1) ~= L or s:size(2) ~= B or s:size(3) ~= H then
+        raise(string.format("%s: %s of shape %s must be [num_layers = %d, batch = %d, hidden = %d]", tostring(self),
+          what, shape_str(s), L, B, H))
+      end
+    end
+    local hs, cs, inp = {}, {}, x
+    for l = 0, L - 1 do
+      local y = mimic.rnn_layer(self.mode, inp, h0 and h0:select(1, l + 1), c0 and c0:select(1, l + 1),
+        self["weight_ih_l" .. l], self["weight_hh_l" .. l], self["bias_ih_l" .. l], self["bias_hh_l" .. l])
+      if name == "LSTM" then
+        cs[l + 1] = y:select(1, 2):select(1, T)
+        y = y:select(1, 1)
+      end
+      hs[l + 1] = y:select(1, T)
+      inp = y
+    end
+    local out = self.batch_first and inp:transpose(1, 2) or inp
+    if name == "LSTM" then return out, mimic.stack(hs, 1), mimic.stack(cs, 1) end
+    return out, mimic.stack(hs, 1)
+  end
+  function cls:extra_repr()
+    return string.format("%d, %d%s%s%s%s", self.input_size, self.hidden_size,
+      self.num_layers ~= 1 and (", num_layers=" .. self.num_layers) or "",
+      self.nonlinearity == "relu" and ", nonlinearity=relu" or "",
+      self.bias and "" or ", bias=false", self.batch_first and ", batch_first=true" or "")
+  end
+  return cls
+end
+recurrent("RNN")
+recurrent("LSTM")
+recurrent("GRU")
+
+-- LastStep([{batch_first = false}]): a recurrent layer's output at the last
+-- step, [B, H] (sequence to one): nn.Sequential(nn.LSTM(3, 64), nn.LastStep(),
+-- nn.Linear(64, 1)). Give it the recurrent layer's batch_first.
+local LastStep = builtin("LastStep")
+function LastStep:init(opts)
+  opts = check_opts("LastStep", opts, { batch_first = true })
+  self.batch_first = opts.batch_first == true
+end
+function LastStep:forward(x)
+  check_tensor("LastStep", "input", x)
+  if x:dim() ~= 3 then raise("LastStep: input of shape " .. shape_str(x) .. " must be [T, B, H] or [B, T, H]") end
+  local d = self.batch_first and 2 or 1
+  return x:select(d, x:size(d))
+end
+function LastStep:extra_repr() return self.batch_first and "batch_first=true" or "" end
+
 return nn

@@ -53,7 +53,9 @@ typedef struct gcase {
 #include "gradcases_reduce_linalg.h"
 #include "gradcases_shape.h"
 #include "gradcases_conv.h"
-static const gcase *const case_lists[] = {cases_elementwise, cases_reduce_linalg, cases_shape, cases_conv};
+#include "gradcases_rnn.h"
+static const gcase *const case_lists[] = {cases_elementwise, cases_reduce_linalg, cases_shape, cases_conv,
+                                          cases_rnn};
 
 /* Worst |analytic - numeric| / (1 + |numeric|) over every input element. */
 static double gradcheck(const gcase *c)

@@ -197,4 +197,21 @@ mimic_tensor *mimic_upsample(const mimic_tensor *x, int nsp, const int64_t *size
 mimic_tensor *mimic_upsample_backward(const mimic_tensor *g, const int64_t *in_shape, int nsp,
                                       mimic_upsample_mode mode, bool align_corners);
 
+/* --- recurrent layers (core/ops/rnn.c) -------------------------------------------- */
+/* One layer of PyTorch's RNN (tanh or ReLU), LSTM or GRU over a whole
+ * sequence, time first: x is [T, B, I] (batch-first callers pass a transposed
+ * view). Weights in PyTorch's layout and gate order: w_ih [G H, I], w_hh
+ * [G H, H], b_ih and b_hh NULL (no bias) or [G H], with G = 1 (RNN), 4 (LSTM:
+ * i, f, g, o) or 3 (GRU: r, z, n). h0 and c0 (LSTM only) are NULL (zeros) or
+ * [B, H]. Returns the hidden state of every step, [T, B, H]; an LSTM returns
+ * [2, T, B, H], hidden then cell states (the last step of each is h_n, c_n).
+ * The input projection of all steps is one gemm and each step one more;
+ * batch rows run on separate threads, so results do not depend on the thread
+ * count. Differentiable once in every float input (backward through time);
+ * second derivatives (create_graph) are refused with MIMIC_ESTATE. */
+typedef enum mimic_rnn_mode { MIMIC_RNN_TANH, MIMIC_RNN_RELU, MIMIC_LSTM, MIMIC_GRU, MIMIC_RNN_MODE_COUNT } mimic_rnn_mode;
+mimic_tensor *mimic_rnn_layer(mimic_rnn_mode mode, const mimic_tensor *x, const mimic_tensor *h0,
+                              const mimic_tensor *c0, const mimic_tensor *w_ih, const mimic_tensor *w_hh,
+                              const mimic_tensor *b_ih, const mimic_tensor *b_hh);
+
 #endif
