@@ -176,7 +176,8 @@ static int l_clock(lua_State *L)
  * loaded on first use so `require "mimic"` stays cheap and the C module has no
  * dependency on where the Lua files live: package.path finds them. */
 static const char *const submodules[] = {"nn", "optim", "train", "search", "validate", "report", "data", "diagnose", "modelfile",
-                                         "profile", "aposteriori", "rfmip", "stencil", "augment", NULL};
+                                         "profile", "aposteriori", "rfmip", "stencil", "augment", "generative",
+                                         "constraints", NULL};
 
 static int l_module_index(lua_State *L)
 {

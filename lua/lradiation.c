@@ -8,6 +8,8 @@
  * are float64 tensors. Shapes follow rad_rte.h with 1-based Lua dims:
  * tau [ncol, nlay, ngpt], fluxes [ncol, nlay + 1], level 1 = top. */
 #include "lmimic.h"
+#include "mimic/rad_lbl.h"
+#include "mimic/rad_rce.h"
 #include "mimic/rad_rte.h"
 
 #include <math.h>
@@ -402,6 +404,546 @@ static int l_lw_fluxes(lua_State *L)
     return 1;
 }
 
+/* --- line-by-line model (rad_lbl.h) ------------------------------------------------ */
+
+#define LBL_META "mimic.radiation.LBL"
+
+typedef struct lblbox {
+    mimic_rad_lbl *lbl;
+} lblbox;
+
+static mimic_rad_lbl *check_lbl(lua_State *L, int arg)
+{
+    lblbox *b = luaL_checkudata(L, arg, LBL_META);
+    if (!b->lbl)
+        luaL_argerror(L, arg, "the line-by-line model is freed");
+    return b->lbl;
+}
+
+static int lbl_gc(lua_State *L)
+{
+    lblbox *b = luaL_checkudata(L, 1, LBL_META);
+    mimic_rad_lbl_free(b->lbl);
+    b->lbl = NULL;
+    return 0;
+}
+
+static double opt_num(lua_State *L, int opts, const char *fn, const char *name, double def)
+{
+    lua_getfield(L, opts, name);
+    int isnum;
+    double v = lua_tonumberx(L, -1, &isnum);
+    if (!isnum && !lua_isnil(L, -1))
+        luaL_error(L, "%s: option '%s' must be a number, got a %s", fn, name, luaL_typename(L, -1));
+    lua_pop(L, 1);
+    return isnum ? v : def;
+}
+
+static int check_gas(lua_State *L, const char *fn, int idx)
+{
+    const char *name = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : NULL;
+    int g = mimic_rad_gas_parse(name);
+    if (g < 0) {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (int k = 0; k < MIMIC_NGAS; k++) {
+            luaL_addstring(&b, k ? ", " : "");
+            luaL_addstring(&b, mimic_rad_gas_name((mimic_rad_gas)k));
+        }
+        luaL_pushresult(&b);
+        luaL_error(L, "%s: unknown gas '%s' (gases: %s)", fn, name ? name : luaL_typename(L, idx), lua_tostring(L, -1));
+    }
+    return g;
+}
+
+/* lbl{gases = {"h2o", ...} (default all), cutoff = 25, nu_min = 10, nu_max = 3250, seed =}
+ *   -> a line-by-line model (synthetic line list, docs/radiation-lbl.md) */
+static int l_lbl(lua_State *L)
+{
+    const char *fn = "radiation.lbl";
+    lua_settop(L, 1);
+    mimic_rad_lbl_options o;
+    mimic_rad_lbl_options_default(&o);
+    if (!lua_isnil(L, 1)) {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        o.cutoff = opt_num(L, 1, fn, "cutoff", o.cutoff);
+        o.nu_min = opt_num(L, 1, fn, "nu_min", o.nu_min);
+        o.nu_max = opt_num(L, 1, fn, "nu_max", o.nu_max);
+        lua_getfield(L, 1, "seed");
+        if (!lua_isnil(L, -1)) {
+            int isint;
+            lua_Integer seed = lua_tointegerx(L, -1, &isint);
+            if (!isint || seed < 0)
+                return luaL_error(L, "%s: option 'seed' must be an integer >= 0", fn);
+            o.seed = (uint64_t)seed;
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, 1, "gases");
+        if (!lua_isnil(L, -1)) {
+            if (!lua_istable(L, -1))
+                return luaL_error(L, "%s: option 'gases' must be a list of gas names", fn);
+            int gt = lua_gettop(L);
+            for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, gt); i++) {
+                lua_rawgeti(L, gt, i);
+                o.gases |= 1u << check_gas(L, fn, lua_gettop(L));
+                lua_pop(L, 1);
+            }
+            if (!o.gases)
+                return luaL_error(L, "%s: option 'gases' is empty (omit it for all gases)", fn);
+        }
+        lua_pop(L, 1);
+    }
+    lblbox *b = lua_newuserdatauv(L, sizeof *b, 0); /* box first: nothing leaks on an error */
+    b->lbl = NULL;
+    luaL_setmetatable(L, LBL_META);
+    b->lbl = mimic_rad_lbl_new(&o);
+    if (!b->lbl)
+        return lmimic_error(L);
+    return 1;
+}
+
+/* A 1-D float64 array from argument arg (tensor or list), pushed; n set. */
+static double *arg_array(lua_State *L, int arg, const char *fn, const char *name, int64_t *n)
+{
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, arg);
+    lua_setfield(L, -2, name);
+    int t = lua_gettop(L);
+    *n = -1;
+    double *d = opt_array(L, t, fn, name, 1, n, 1, 0);
+    lua_remove(L, t);
+    return d;
+}
+
+/* lbl:grid(nu_min, nu_max, p_min [, res = 1]) -> nu [n], w [n] (cm^-1) */
+static int lbl_grid(lua_State *L)
+{
+    mimic_rad_lbl *lbl = check_lbl(L, 1);
+    mimic_rad_grid *g = mimic_rad_lbl_grid(lbl, luaL_checknumber(L, 2), luaL_checknumber(L, 3),
+                                           luaL_checknumber(L, 4), luaL_optnumber(L, 5, 1));
+    if (!g)
+        return lmimic_error(L);
+    mimic_tensor **a = lmimic_newtensor(L), **b;
+    *a = mimic_empty(1, &g->n, MIMIC_F64);
+    b = lmimic_newtensor(L);
+    *b = mimic_empty(1, &g->n, MIMIC_F64);
+    if (*a && *b) {
+        memcpy(mimic_data(*a), g->nu, (size_t)g->n * sizeof(double));
+        memcpy(mimic_data(*b), g->w, (size_t)g->n * sizeof(double));
+    }
+    mimic_rad_grid_free(g);
+    lmimic_checkresult(L, a);
+    lmimic_checkresult(L, b);
+    return 2;
+}
+
+/* uniform_grid(nu_min, nu_max, dnu) -> nu [n], w [n] */
+static int l_uniform_grid(lua_State *L)
+{
+    mimic_rad_grid *g = mimic_rad_grid_uniform(luaL_checknumber(L, 1), luaL_checknumber(L, 2), luaL_checknumber(L, 3));
+    if (!g)
+        return lmimic_error(L);
+    mimic_tensor **a = lmimic_newtensor(L), **b;
+    *a = mimic_empty(1, &g->n, MIMIC_F64);
+    b = lmimic_newtensor(L);
+    *b = mimic_empty(1, &g->n, MIMIC_F64);
+    if (*a && *b) {
+        memcpy(mimic_data(*a), g->nu, (size_t)g->n * sizeof(double));
+        memcpy(mimic_data(*b), g->w, (size_t)g->n * sizeof(double));
+    }
+    mimic_rad_grid_free(g);
+    lmimic_checkresult(L, a);
+    lmimic_checkresult(L, b);
+    return 2;
+}
+
+static unsigned check_parts(lua_State *L, int arg)
+{
+    if (lua_isnoneornil(L, arg))
+        return MIMIC_RAD_LBL_ALL;
+    static const char *const names[] = {"lines", "continuum", "all", NULL};
+    return (unsigned)luaL_checkoption(L, arg, NULL, names) + 1;
+}
+
+/* lbl:absorption(gas, p, T, h2o, nu [, parts = "all" | "lines" | "continuum"])
+ *   -> cross-section per molecule of gas, cm^2 [n] */
+static int lbl_absorption(lua_State *L)
+{
+    const char *fn = "lbl:absorption";
+    mimic_rad_lbl *lbl = check_lbl(L, 1);
+    int gas = check_gas(L, fn, 2);
+    double p = luaL_checknumber(L, 3), t = luaL_checknumber(L, 4), h2o = luaL_checknumber(L, 5);
+    unsigned parts = check_parts(L, 7);
+    int64_t n;
+    const double *nu = arg_array(L, 6, fn, "nu", &n);
+    double *k = push_new(L, 1, &n);
+    if (mimic_rad_lbl_absorption(lbl, (mimic_rad_gas)gas, p, t, h2o, parts, n, nu, k) != MIMIC_OK)
+        return lmimic_error(L);
+    return 1;
+}
+
+/* A layer from {p =, t =, col_dry =, vmr = {gas = number}} (absent gases 0). */
+static void check_layer(lua_State *L, int idx, const char *fn, mimic_rad_layer *lay)
+{
+    luaL_checktype(L, idx, LUA_TTABLE);
+    memset(lay, 0, sizeof *lay);
+    lay->p = opt_num(L, idx, fn, "p", NAN);
+    lay->t = opt_num(L, idx, fn, "t", NAN);
+    lay->col_dry = opt_num(L, idx, fn, "col_dry", NAN);
+    if (isnan(lay->p) || isnan(lay->t) || isnan(lay->col_dry))
+        luaL_error(L, "%s: the layer needs numbers p (Pa), t (K) and col_dry (molecules cm^-2; radiation.col_dry)", fn);
+    lua_getfield(L, idx, "vmr");
+    int vt = lua_gettop(L);
+    if (!lua_istable(L, vt))
+        luaL_error(L, "%s: the layer needs vmr = {gas = mol/mol, ...}", fn);
+    lua_pushnil(L);
+    while (lua_next(L, vt)) {
+        int g = check_gas(L, fn, -2);
+        int isnum;
+        lay->vmr[g] = lua_tonumberx(L, -1, &isnum);
+        if (!isnum)
+            luaL_error(L, "%s: vmr.%s must be a number", fn, mimic_rad_gas_name((mimic_rad_gas)g));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* lbl:layer_tau({p =, t =, col_dry =, vmr = {gas = number}}, nu) -> optical depth [n] */
+static int lbl_layer_tau(lua_State *L)
+{
+    const char *fn = "lbl:layer_tau";
+    mimic_rad_lbl *lbl = check_lbl(L, 1);
+    mimic_rad_layer lay;
+    check_layer(L, 2, fn, &lay);
+    int64_t n;
+    const double *nu = arg_array(L, 3, fn, "nu", &n);
+    double *tau = push_new(L, 1, &n);
+    if (mimic_rad_lbl_layer_tau(lbl, &lay, n, nu, tau) != MIMIC_OK)
+        return lmimic_error(L);
+    return 1;
+}
+
+/* --- radiative-convective equilibrium (rad_rce.h) ------------------------------------ */
+
+#define RCE_META "mimic.radiation.RCE"
+
+typedef struct rcebox {
+    mimic_rad_rce s;
+    int live;
+} rcebox;
+
+static mimic_rad_rce *check_rce(lua_State *L, int arg)
+{
+    rcebox *b = luaL_checkudata(L, arg, RCE_META);
+    if (!b->live)
+        luaL_argerror(L, arg, "the RCE model is freed");
+    return &b->s;
+}
+
+static int rce_gc(lua_State *L)
+{
+    rcebox *b = luaL_checkudata(L, 1, RCE_META);
+    if (b->live)
+        mimic_rad_rce_free(&b->s);
+    b->live = 0;
+    return 0;
+}
+
+/* rce{p_lev = [nlay+1] (Pa, top first), p_lay = [nlay], t_init = [nlay],
+ *     vmr = {gas = [nlay] | number}, t_sfc = 288, sfc_emis = 1, sfc_heat_capacity = 1e7,
+ *     solar_sfc = 170, solar_atm = 70, solar_o3_fraction = 0.2, lapse_rate = 6.5e-3,
+ *     sfc_convective = true, rh_sfc = 0.77, h2o_min = 3e-6, nmu = 1}
+ *   -> an RCE model (defaults and formulas: rad_rce.h) */
+static int l_rce(lua_State *L)
+{
+    const char *fn = "radiation.rce";
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    mimic_rad_rce_config c;
+    mimic_rad_rce_config_default(&c);
+    int64_t nlev = -1;
+    c.p_lev = opt_array(L, 1, fn, "p_lev", 1, &nlev, 1, 0);
+    if (nlev < 3 || nlev > (1 << 20))
+        return luaL_error(L, "%s: p_lev needs 3 to 2^20 levels, got %I", fn, (lua_Integer)nlev);
+    int64_t nlay = nlev - 1;
+    c.nlay = (int)nlay;
+    c.p_lay = opt_array(L, 1, fn, "p_lay", 1, (int64_t[1]){nlay}, 0, 0);
+    c.t_init = opt_array(L, 1, fn, "t_init", 1, (int64_t[1]){nlay}, 0, 0);
+    c.t_sfc_init = opt_num(L, 1, fn, "t_sfc", c.t_sfc_init);
+    c.sfc_emis = opt_num(L, 1, fn, "sfc_emis", c.sfc_emis);
+    c.sfc_heat_capacity = opt_num(L, 1, fn, "sfc_heat_capacity", c.sfc_heat_capacity);
+    c.solar_sfc = opt_num(L, 1, fn, "solar_sfc", c.solar_sfc);
+    c.solar_atm = opt_num(L, 1, fn, "solar_atm", c.solar_atm);
+    c.solar_o3_fraction = opt_num(L, 1, fn, "solar_o3_fraction", c.solar_o3_fraction);
+    c.lapse_rate = opt_num(L, 1, fn, "lapse_rate", c.lapse_rate);
+    c.rh_sfc = opt_num(L, 1, fn, "rh_sfc", c.rh_sfc);
+    c.h2o_min = opt_num(L, 1, fn, "h2o_min", c.h2o_min);
+    c.nmu = opt_int(L, 1, "nmu", c.nmu);
+    lua_getfield(L, 1, "sfc_convective");
+    if (!lua_isnil(L, -1))
+        c.sfc_convective = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    double *vmr = lua_newuserdatauv(L, (size_t)nlay * MIMIC_NGAS * sizeof *vmr, 0);
+    memset(vmr, 0, (size_t)nlay * MIMIC_NGAS * sizeof *vmr);
+    lua_getfield(L, 1, "vmr");
+    int vt = lua_gettop(L);
+    if (!lua_isnil(L, vt)) {
+        if (!lua_istable(L, vt))
+            return luaL_error(L, "%s: option 'vmr' must be a table {gas = [nlay] or number}", fn);
+        lua_pushnil(L);
+        while (lua_next(L, vt)) {
+            int g = check_gas(L, fn, -2);
+            lua_pop(L, 1);
+            const double *v = opt_array(L, vt, fn, mimic_rad_gas_name((mimic_rad_gas)g), 1, (int64_t[1]){nlay}, 1,
+                                        nlay);
+            for (int64_t l = 0; l < nlay; l++)
+                vmr[l * MIMIC_NGAS + g] = v[l];
+            lua_pop(L, 1);
+        }
+    }
+    c.vmr = vmr;
+    rcebox *b = lua_newuserdatauv(L, sizeof *b, 0);
+    b->live = 0;
+    luaL_setmetatable(L, RCE_META);
+    if (mimic_rad_rce_init(&b->s, &c) != MIMIC_OK)
+        return lmimic_error(L);
+    b->live = 1;
+    return 1;
+}
+
+static void set_num(lua_State *L, int t, const char *k, double v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, t, k);
+}
+
+static void set_array(lua_State *L, int t, const char *k, const double *v, int64_t n, int64_t stride)
+{
+    double *d = push_new(L, 1, &n);
+    for (int64_t i = 0; i < n; i++)
+        d[i] = v[i * stride];
+    lua_setfield(L, t, k);
+}
+
+/* The state as a table (pushed). */
+static void push_state(lua_State *L, const mimic_rad_rce *s)
+{
+    int n = s->nlay;
+    lua_createtable(L, 0, 24);
+    int t = lua_gettop(L);
+    set_array(L, t, "p_lay", s->p_lay, n, 1);
+    set_array(L, t, "p_lev", s->p_lev, n + 1, 1);
+    set_array(L, t, "t_lay", s->t_lay, n, 1);
+    set_array(L, t, "t_lev", s->t_lev, n + 1, 1);
+    set_array(L, t, "h2o", s->vmr + MIMIC_GAS_H2O, n, MIMIC_NGAS);
+    set_array(L, t, "lw_heating", s->lw_heating, n, 1);
+    set_array(L, t, "solar_heating", s->solar_heating, n, 1);
+    set_array(L, t, "tendency", s->tendency, n, 1);
+    set_array(L, t, "flux_up", s->flux_up, n + 1, 1);
+    set_array(L, t, "flux_dn", s->flux_dn, n + 1, 1);
+    lua_createtable(L, n, 0);
+    for (int l = 0; l < n; l++) {
+        lua_pushboolean(L, s->convective[l]);
+        lua_rawseti(L, -2, l + 1);
+    }
+    lua_setfield(L, t, "convective");
+    set_num(L, t, "t_sfc", s->t_sfc);
+    set_num(L, t, "olr", s->olr);
+    set_num(L, t, "toa_imbalance", s->toa_imbalance);
+    set_num(L, t, "sfc_imbalance", s->sfc_imbalance);
+    set_num(L, t, "sfc_net_rad", s->sfc_net_rad);
+    set_num(L, t, "sfc_conv_flux", s->sfc_conv_flux);
+    set_num(L, t, "max_tendency", s->max_tendency);
+    lua_pushinteger(L, (lua_Integer)s->steps);
+    lua_setfield(L, t, "steps");
+    lua_pushboolean(L, s->converged);
+    lua_setfield(L, t, "converged");
+}
+
+/* rce:state() -> the table rce:run returns */
+static int rce_state(lua_State *L)
+{
+    push_state(L, check_rce(L, 1));
+    return 1;
+}
+
+typedef struct gray_optics {
+    double k, kq;
+} gray_optics;
+
+/* tau = k m_dry (1 + kq h2o / 0.01), m_dry the layer's dry mass path (kg m^-2). */
+static int gray_fn(void *ud, const mimic_rad_layer *lay, int nlay, double *tau, double *frac)
+{
+    const gray_optics *g = ud;
+    for (int l = 0; l < nlay; l++) {
+        double mass = lay[l].col_dry * 1e4 * MIMIC_RAD_M_DRY / MIMIC_RAD_AVOGADRO;
+        tau[l] = g->k * mass * (1 + g->kq * lay[l].vmr[MIMIC_GAS_H2O] / 0.01);
+        frac[l] = 1;
+    }
+    return 0;
+}
+
+typedef struct lbl_optics {
+    const mimic_rad_lbl *lbl;
+    int64_t n;
+    const double *nu;
+} lbl_optics;
+
+static int lbl_fn(void *ud, const mimic_rad_layer *lay, int nlay, double *tau, double *frac)
+{
+    const lbl_optics *o = ud;
+    for (int l = 0; l < nlay; l++) {
+        int rc = mimic_rad_lbl_layer_tau(o->lbl, lay + l, o->n, o->nu, tau + (int64_t)l * o->n);
+        if (rc != MIMIC_OK)
+            return rc;
+    }
+    for (int64_t i = 0; i < (int64_t)nlay * o->n; i++)
+        frac[i] = 1;
+    return 0;
+}
+
+typedef struct lua_progress {
+    lua_State *L;
+    int fn_idx, failed;
+} lua_progress;
+
+static int progress_protected(lua_State *L)
+{
+    const mimic_rad_rce *s = lua_touserdata(L, 1);
+    lua_pushvalue(L, 2);
+    lua_createtable(L, 0, 6);
+    int t = lua_gettop(L);
+    lua_pushinteger(L, (lua_Integer)s->steps);
+    lua_setfield(L, t, "steps");
+    set_num(L, t, "max_tendency", s->max_tendency);
+    set_num(L, t, "t_sfc", s->t_sfc);
+    set_num(L, t, "olr", s->olr);
+    set_num(L, t, "toa_imbalance", s->toa_imbalance);
+    set_num(L, t, "sfc_imbalance", s->sfc_imbalance);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+/* Calls the Lua progress function; an error stops the run and is re-raised by rce:run. */
+static int progress_trampoline(void *ud, const mimic_rad_rce *s)
+{
+    lua_progress *p = ud;
+    lua_State *L = p->L;
+    lua_pushcfunction(L, progress_protected);
+    lua_pushlightuserdata(L, (void *)s);
+    lua_pushvalue(L, p->fn_idx);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+        p->failed = 1; /* the message stays on the stack for rce:run */
+        return 1;
+    }
+    int stop = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return stop;
+}
+
+/* rce:run{optics = function(state) -> tau [nlay, ngpt], planck_frac | nil (as lw_fluxes),
+ *           nu1 = [ngpt], nu2 = [ngpt], weight = [ngpt]           -- with a function
+ *         | optics = "gray", k = 1e-4 (m^2/kg), kq = 0            -- tau = k m_dry (1 + kq h2o / 0.01)
+ *         | optics = lbl, nu = [n], weight = [n]                  -- a radiation.lbl model
+ *         dt = 86400, tol = 1e-3 (K/day), max_steps = 20000, steps = (run exactly this many: rce:step),
+ *         progress = function{steps, max_tendency, t_sfc, olr, ...} -> true to stop}
+ *   -> the state table (rce:state()) */
+static int rce_run_common(lua_State *L, int single)
+{
+    const char *fn = single ? "rce:step" : "rce:run";
+    mimic_rad_rce *s = check_rce(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    mimic_rad_optics opt = {0};
+    gray_optics go;
+    lbl_optics lo;
+    lua_optics luo;
+    lua_getfield(L, 2, "optics");
+    int oi = lua_gettop(L);
+    if (lua_type(L, oi) == LUA_TSTRING && strcmp(lua_tostring(L, oi), "gray") == 0) {
+        static const double zero = 0, inf = INFINITY;
+        go.k = opt_num(L, 2, fn, "k", 1e-4), go.kq = opt_num(L, 2, fn, "kq", 0);
+        opt.ngpt = 1, opt.nu1 = &zero, opt.nu2 = &inf, opt.fn = gray_fn, opt.ud = &go;
+    } else if (luaL_testudata(L, oi, LBL_META)) {
+        lo.lbl = check_lbl(L, oi);
+        lo.n = -1;
+        lo.nu = opt_array(L, 2, fn, "nu", 1, &lo.n, 1, 0);
+        if (lo.n > 1 << 24)
+            return luaL_error(L, "%s: %I spectral points are too many", fn, (lua_Integer)lo.n);
+        opt.ngpt = (int)lo.n, opt.nu1 = opt.nu2 = lo.nu, opt.fn = lbl_fn, opt.ud = &lo;
+        opt.weight = opt_array(L, 2, fn, "weight", 1, (int64_t[1]){lo.n}, 1, 0);
+    } else if (lua_isfunction(L, oi)) {
+        int64_t ngpt = -1;
+        opt.nu1 = opt_array(L, 2, fn, "nu1", 1, &ngpt, 1, 0);
+        check_sizes(L, fn, 1, s->nlay, ngpt);
+        opt.ngpt = (int)ngpt;
+        opt.nu2 = opt_array(L, 2, fn, "nu2", 1, (int64_t[1]){ngpt}, 1, 0);
+        opt.weight = opt_array(L, 2, fn, "weight", 1, (int64_t[1]){ngpt}, 0, 0);
+        luo = (lua_optics){L, oi, opt.ngpt, 0, NULL, 0, NULL, NULL};
+        opt.fn = optics_trampoline, opt.ud = &luo;
+    } else {
+        return luaL_error(L, "%s: option 'optics' must be \"gray\", a radiation.lbl model or a function(state) -> "
+                             "tau, planck_frac; got a %s", fn, luaL_typename(L, oi));
+    }
+    mimic_rad_rce_run_opts ro;
+    mimic_rad_rce_run_opts_default(&ro);
+    ro.dt = opt_num(L, 2, fn, "dt", ro.dt);
+    ro.tol = opt_num(L, 2, fn, "tol", ro.tol);
+    double ms = opt_num(L, 2, fn, "max_steps", (double)ro.max_steps);
+    if (!(ms >= 1 && ms <= 1e12))
+        return luaL_error(L, "%s: max_steps must be in 1..1e12", fn);
+    ro.max_steps = (int64_t)ms;
+    int rc;
+    if (single) {
+        rc = mimic_rad_rce_step(s, &opt, ro.dt);
+    } else {
+        lua_getfield(L, 2, "progress");
+        int pi = lua_gettop(L);
+        lua_progress lp = {L, pi, 0};
+        if (!lua_isnil(L, pi) && !lua_isfunction(L, pi))
+            return luaL_error(L, "%s: option 'progress' must be a function(info) -> stop", fn);
+        rc = mimic_rad_rce_run(s, &opt, &ro, lua_isfunction(L, pi) ? progress_trampoline : NULL, &lp);
+        if (lp.failed)
+            return lua_error(L); /* the progress function's error, on the stack top */
+    }
+    if (rc != MIMIC_OK)
+        return lmimic_error(L);
+    push_state(L, s);
+    return 1;
+}
+
+static int rce_run(lua_State *L)
+{
+    return rce_run_common(L, 0);
+}
+
+/* rce:step{same options as run} -> the state table after one step of dt */
+static int rce_step(lua_State *L)
+{
+    return rce_run_common(L, 1);
+}
+
+/* rce:set{t_lay = [nlay], t_sfc = K}: restart from a profile */
+static int rce_set(lua_State *L)
+{
+    const char *fn = "rce:set";
+    mimic_rad_rce *s = check_rce(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    const double *t = opt_array(L, 2, fn, "t_lay", 1, (int64_t[1]){s->nlay}, 0, 0);
+    double ts = opt_num(L, 2, fn, "t_sfc", s->t_sfc);
+    if (!(ts > 0 && ts < 1000))
+        return luaL_error(L, "%s: t_sfc = %f K is outside (0, 1000) K", fn, ts);
+    if (t) {
+        for (int l = 0; l < s->nlay; l++)
+            if (!(t[l] > 0 && t[l] < 1000))
+                return luaL_error(L, "%s: t_lay[%d] = %f K is outside (0, 1000) K", fn, l + 1, t[l]);
+        memcpy(s->t_lay, t, (size_t)s->nlay * sizeof *t);
+    }
+    s->t_sfc = ts;
+    lua_settop(L, 1);
+    return 1;
+}
+
 /* --- registration ------------------------------------------------------------------ */
 
 void lmimic_open_radiation(lua_State *L, int mod, int methods)
@@ -419,8 +961,35 @@ void lmimic_open_radiation(lua_State *L, int mod, int methods)
         {"lw_solve", l_lw_solve},
         {"heating_rate", l_heating_rate},
         {"lw_fluxes", l_lw_fluxes},
+        /* rad_lbl.h */
+        {"lbl", l_lbl},
+        {"uniform_grid", l_uniform_grid},
+        /* rad_rce.h */
+        {"rce", l_rce},
         {NULL, NULL},
     };
+    static const luaL_Reg lbl_methods[] = {
+        {"grid", lbl_grid}, {"absorption", lbl_absorption}, {"layer_tau", lbl_layer_tau}, {NULL, NULL},
+    };
+    static const luaL_Reg rce_methods[] = {
+        {"run", rce_run}, {"step", rce_step}, {"state", rce_state}, {"set", rce_set}, {NULL, NULL},
+    };
+    luaL_newmetatable(L, LBL_META);
+    luaL_newlib(L, lbl_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, lbl_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, lbl_gc);
+    lua_setfield(L, -2, "__close");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, RCE_META);
+    luaL_newlib(L, rce_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, rce_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, rce_gc);
+    lua_setfield(L, -2, "__close");
+    lua_pop(L, 1);
     luaL_newlib(L, funcs);
     lua_setfield(L, mod, "radiation");
 }
