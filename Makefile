@@ -47,7 +47,8 @@ LDLIBS_CORE = $(BLAS_LIBS) $(HDF5_LIBS) $(OPENMP_FLAGS) -lm
 B := build
 # The inference runtime a host links: tensor, ops (later nn plan, io, embed).
 # core/solvers is excluded: it is the separate, FFTW-linked solvers library.
-CORE_SRC  := $(sort $(filter-out core/solvers/%,$(wildcard core/*/*.c)))
+# core/interop is excluded too: it is libmimic_interop (ONNX, links libprotobuf-c).
+CORE_SRC  := $(sort $(filter-out core/solvers/% core/interop/%,$(wildcard core/*/*.c)))
 CORE_OBJ  := $(CORE_SRC:%.c=$(B)/obj/%.o)
 # The Lua binding (one C file per core concern) and the executable.
 LUA_SRC   := $(sort $(filter-out lua/main.c,$(wildcard lua/*.c)))
@@ -61,6 +62,19 @@ SOLVERS_OBJ := $(SOLVERS_SRC:%.c=$(B)/obj/%.o)
 SOLVERS_A   := $(B)/lib/libmimic_solvers.a
 SOLVERS_SO  := $(B)/lib/libmimic_solvers.so
 LDLIBS_SOLVERS = $(FFTW_LIBS)
+# ONNX interoperability (core/interop, docs/interop.md): libmimic_interop, linked
+# by the Lua module and the executable, never by libmimic. Its protobuf code is
+# generated at build time by protoc-c from the system's onnx.proto (Debian:
+# libonnx-dev, protobuf-c-compiler, libprotobuf-c-dev), into build/gen/.
+ONNX_PROTO  ?= /usr/include/onnx/onnx.proto
+PROTOC_C    ?= protoc-c
+PROTOBUF_C_CFLAGS ?= $(call pc,--cflags libprotobuf-c)
+PROTOBUF_C_LIBS   ?= $(or $(call pc,--libs libprotobuf-c),-lprotobuf-c)
+INTEROP_SRC := $(sort $(wildcard core/interop/*.c))
+INTEROP_OBJ := $(INTEROP_SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/onnx.pb-c.o
+INTEROP_A   := $(B)/lib/libmimic_interop.a
+INTEROP_SO  := $(B)/lib/libmimic_interop.so
+LDLIBS_INTEROP = $(PROTOBUF_C_LIBS)
 LUA_MOD   := $(B)/lib/lua/5.4/mimic.so
 EXE       := $(B)/bin/mimic
 PC_FILE   := $(B)/mimic.pc
@@ -83,7 +97,7 @@ FFLAGS    ?= -O2 -g
 FWARN     := -Wall -Wextra -Wno-compare-reals -Wno-function-elimination -std=f2008
 
 .PHONY: all run test check test-asan test-install fuzz bench install uninstall clean help fixtures validate-flagship
-all: $(LIB_A) $(LIB_SO) $(SOLVERS_A) $(SOLVERS_SO) $(LUA_MOD) $(EXE) $(PC_FILE) \
+all: $(LIB_A) $(LIB_SO) $(SOLVERS_A) $(SOLVERS_SO) $(INTEROP_A) $(INTEROP_SO) $(LUA_MOD) $(EXE) $(PC_FILE) \
   $(LIB_LUA_A) $(LIB_LUA_SO) $(LUA_PC_FILE) $(CMAKE_FILES)
 
 help:
@@ -113,6 +127,25 @@ $(B)/obj/core/solvers/%.o: core/solvers/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(FFTW_CFLAGS) -MMD -MP -c $< -o $@
 
+# The generated code is compiled with the project's warnings (it passes them).
+$(B)/gen/onnx.pb-c.h: $(B)/gen/onnx.pb-c.c ; @:
+$(B)/gen/onnx.pb-c.c: $(ONNX_PROTO)
+	@mkdir -p $(B)/gen
+	@test -r $(ONNX_PROTO) || { echo "mimic: $(ONNX_PROTO) is missing: apt-get install libonnx-dev (or set ONNX_PROTO=)" >&2; exit 1; }
+	cp $(ONNX_PROTO) $(B)/gen/onnx.proto && cd $(B)/gen && $(PROTOC_C) --c_out=. onnx.proto
+$(B)/obj/gen/onnx.pb-c.o: $(B)/gen/onnx.pb-c.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(PROTOBUF_C_CFLAGS) -I$(B)/gen -MMD -MP -c $< -o $@
+$(B)/obj/core/interop/%.o: core/interop/%.c $(B)/gen/onnx.pb-c.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(PROTOBUF_C_CFLAGS) -I$(B)/gen -MMD -MP -c $< -o $@
+$(INTEROP_A): $(INTEROP_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+$(INTEROP_SO): $(INTEROP_OBJ) $(LIB_SO)
+	@mkdir -p $(@D)
+	$(CC) -shared -o $@ $(INTEROP_OBJ) -L$(B)/lib -lmimic $(LDLIBS_INTEROP) $(LDLIBS_CORE)
+
 $(LIB_A): $(CORE_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
@@ -132,13 +165,16 @@ $(SOLVERS_SO): $(SOLVERS_OBJ) $(LIB_SO)
 # The module links the core statically: `require "mimic"` needs no LD_LIBRARY_PATH.
 # -z nodelete: lua_close() would dlclose the module and unmap libgomp/OpenBLAS
 # under their idle worker threads, a crash at interpreter exit.
-$(LUA_MOD): $(LUA_OBJ) $(SOLVERS_A) $(LIB_A)
+# lua/lonnx.c refers to libmimic_interop weakly (a host linking libmimic_lua
+# alone gets mimic.onnx functions that say what to link), so the interop
+# objects are linked as objects here, not pulled from an archive.
+$(LUA_MOD): $(LUA_OBJ) $(INTEROP_OBJ) $(SOLVERS_A) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CC) -shared -Wl,-z,nodelete -o $@ $(LUA_OBJ) $(SOLVERS_A) $(LIB_A) $(LDLIBS_SOLVERS) $(LDLIBS_CORE)
+	$(CC) -shared -Wl,-z,nodelete -o $@ $(LUA_OBJ) $(INTEROP_OBJ) $(SOLVERS_A) $(LIB_A) $(LDLIBS_INTEROP) $(LDLIBS_SOLVERS) $(LDLIBS_CORE)
 
-$(EXE): $(B)/obj/lua/main.o $(LUA_OBJ) $(SOLVERS_A) $(LIB_A)
+$(EXE): $(B)/obj/lua/main.o $(LUA_OBJ) $(INTEROP_OBJ) $(SOLVERS_A) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CC) $(OPENMP_FLAGS) -o $@ $(B)/obj/lua/main.o $(LUA_OBJ) $(SOLVERS_A) $(LIB_A) $(LUA_LIBS) $(READLINE_LIBS) $(LDLIBS_SOLVERS) $(LDLIBS_CORE) -Wl,-E
+	$(CC) $(OPENMP_FLAGS) -o $@ $(B)/obj/lua/main.o $(LUA_OBJ) $(INTEROP_OBJ) $(SOLVERS_A) $(LIB_A) $(LUA_LIBS) $(READLINE_LIBS) $(LDLIBS_INTEROP) $(LDLIBS_SOLVERS) $(LDLIBS_CORE) -Wl,-E
 
 $(LIB_LUA_A): $(LUA_OBJ)
 	@mkdir -p $(@D)
@@ -205,6 +241,21 @@ $(B)/asan/core/solvers/%.o: EXTRA_CFLAGS := $(FFTW_CFLAGS)
 $(B)/asan/core/tensor/rng.o: EXTRA_CFLAGS := -ffp-contract=off
 $(B)/asan/core/optim/flat.o: EXTRA_CFLAGS := -fno-math-errno
 $(B)/asan/lua/%.o: EXTRA_CFLAGS := -Ilua/include $(LUA_CFLAGS)
+
+# test_onnx: the interop library and protobuf-c.
+ASAN_INTEROP_OBJ := $(INTEROP_SRC:%.c=$(B)/asan/%.o) $(B)/asan/gen/onnx.pb-c.o
+$(B)/tests/test_onnx: tests/c/test_onnx.c $(wildcard tests/c/*.h) $(INTEROP_A) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/c -o $@ $< $(INTEROP_A) $(LIB_A) $(LDLIBS_INTEROP) $(LDLIBS_CORE)
+$(B)/asan/tests/test_onnx: tests/c/test_onnx.c $(wildcard tests/c/*.h) $(ASAN_INTEROP_OBJ) $(ASAN_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Itests/c -o $@ $< $(ASAN_INTEROP_OBJ) $(ASAN_OBJ) $(LDLIBS_INTEROP) $(LDLIBS_CORE)
+$(B)/asan/gen/onnx.pb-c.o: $(B)/gen/onnx.pb-c.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) $(PROTOBUF_C_CFLAGS) -I$(B)/gen -MMD -MP -c $< -o $@
+$(B)/asan/core/interop/%.o: core/interop/%.c $(B)/gen/onnx.pb-c.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) $(PROTOBUF_C_CFLAGS) -I$(B)/gen -MMD -MP -c $< -o $@
 
 # test_script runs Lua inside a C host: it also links the binding (libmimic_lua).
 ASAN_LUA_OBJ := $(LUA_SRC:%.c=$(B)/asan/%.o)
@@ -285,6 +336,8 @@ install: all
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(SOLVERS_A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(SOLVERS_SO) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(INTEROP_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(INTEROP_SO) $(DESTDIR)$(PREFIX)/lib/
 	@mkdir -p $(B)/install
 	$(CC) $(ALL_CFLAGS) -DMIMIC_LUA_PREFIX='"$(PREFIX)"' -c lua/prefix.c -o $(B)/install/prefix.o
 	install -m 644 $(LIB_LUA_A) $(DESTDIR)$(PREFIX)/lib/
@@ -293,6 +346,8 @@ install: all
 	install -m 644 core/include/mimic.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 core/include/mimic/*.h lua/include/mimic/*.h $(DESTDIR)$(PREFIX)/include/mimic/
 	install -m 644 fortran/mimic.f90 $(DESTDIR)$(PREFIX)/share/mimic/fortran/
+	install -d $(DESTDIR)$(PREFIX)/share/mimic/tools
+	install -m 755 tools/onnx_eval.py tools/pytorch_to_mimic.py tools/keras_to_mimic.py $(DESTDIR)$(PREFIX)/share/mimic/tools/
 	install -m 644 $(CMAKE_FILES) $(DESTDIR)$(PREFIX)/lib/cmake/mimic/
 	install -m 755 $(LUA_MOD) $(DESTDIR)$(PREFIX)/lib/lua/5.4/
 	install -d $(DESTDIR)$(PREFIX)/share/lua/5.4/mimic
@@ -307,6 +362,7 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libmimic.a $(DESTDIR)$(PREFIX)/lib/libmimic.so \
 	  $(DESTDIR)$(PREFIX)/lib/libmimic_solvers.a $(DESTDIR)$(PREFIX)/lib/libmimic_solvers.so \
 	  $(DESTDIR)$(PREFIX)/lib/libmimic_lua.a $(DESTDIR)$(PREFIX)/lib/libmimic_lua.so \
+	  $(DESTDIR)$(PREFIX)/lib/libmimic_interop.a $(DESTDIR)$(PREFIX)/lib/libmimic_interop.so \
 	  $(DESTDIR)$(PREFIX)/lib/lua/5.4/mimic.so $(DESTDIR)$(PREFIX)/bin/mimic \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/mimic.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/mimic-lua.pc
 	rm -rf $(DESTDIR)$(PREFIX)/share/lua/5.4/mimic $(DESTDIR)$(PREFIX)/lib/cmake/mimic $(DESTDIR)$(PREFIX)/share/mimic
@@ -319,8 +375,8 @@ clean:
 .SECONDARY:
 
 # The longwave k-distribution (docs/radiation-kdist.md): builds the driver,
-# reduces the LBL model into $(KDIST_TABLE) (~21 CPU min on 2 cores) and
-# compares k-distribution and LBL fluxes on one column.
+# reduces the LBL model into $(KDIST_TABLE) (~21 CPU min) and compares
+# k-distribution and LBL fluxes on one column.
 KDIST_TABLE ?= data/kdist/mimic-lw-kdist.h5
 $(B)/scripts/rad_build_kdist: scripts/rad_build_kdist.c $(SOLVERS_A) $(LIB_A)
 	@mkdir -p $(@D)

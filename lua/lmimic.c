@@ -176,8 +176,8 @@ static int l_clock(lua_State *L)
  * loaded on first use so `require "mimic"` stays cheap and the C module has no
  * dependency on where the Lua files live: package.path finds them. */
 static const char *const submodules[] = {"nn", "optim", "train", "search", "validate", "report", "data", "diagnose", "modelfile",
-                                         "profile", "aposteriori", "rfmip", "stencil", "augment", "generative",
-                                         "constraints", NULL};
+                                         "profile", "aposteriori", "rfmip", "generative", "constraints",
+                                         "stencil", "augment", NULL};
 
 static int l_module_index(lua_State *L)
 {
@@ -226,6 +226,7 @@ int luaopen_mimic(lua_State *L)
     lmimic_open_rnn(L, mod, methods);
     lmimic_open_trainstep(L, mod, methods);
     lmimic_open_embed(L, mod, methods);
+    lmimic_open_onnx(L, mod, methods);
     lua_settop(L, mod);
     lua_newtable(L);
     lua_pushcfunction(L, l_module_index);

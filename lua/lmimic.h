@@ -154,5 +154,7 @@ void lmimic_open_rnn(lua_State *L, int mod, int methods);
 void lmimic_open_embed(lua_State *L, int mod, int methods);
 /* Compiled training steps for built-in MLPs (lua/ltrainstep.c). */
 void lmimic_open_trainstep(lua_State *L, int mod, int methods);
+/* mimic.onnx: ONNX import/export/convert (lua/lonnx.c; libmimic_interop, weakly). */
+void lmimic_open_onnx(lua_State *L, int mod, int methods);
 
 #endif

@@ -9,7 +9,12 @@
  * nn.Sequential: {type = "dense", weight = W [out, in], bias = b | nil},
  * {type = <activation name>, p0 =, p1 =}, {type = "layernorm", eps =, weight =,
  * bias =}, {type = "batchnorm1d", eps =, mean =, var =, weight =, bias =},
- * {type = "residual_begin"}, {type = "residual_end"}. Weights are converted to
+ * {type = "residual_begin"}, {type = "residual_end"}, {type = "conv" | "max_pool" |
+ * "avg_pool", ndim =, in_channels =, out_channels =, groups =, size =, kernel =,
+ * stride =, padding =, dilation = (tables of ndim integers), circular = (conv:
+ * circular padding; avg_pool: count_include_pad), weight =, bias =},
+ * {type = "global_avg_pool" | "global_max_pool", channels =}, {type = "flatten"},
+ * {type = "upsample", ndim =, in_channels =, size =, stride = (the integer factors)}. Weights are converted to
  * the plan's dtype and copied: the plan is a snapshot. */
 #include "lmimic.h"
 
@@ -79,6 +84,45 @@ static double num_field(lua_State *L, int rec, const char *name, double def)
     return v;
 }
 
+static int64_t int_field(lua_State *L, int rec, const char *name, int64_t def)
+{
+    lua_getfield(L, rec, name);
+    int64_t v = lua_isnil(L, -1) ? def : (int64_t)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* A spatial record's geometry: {ndim =, in_channels =, out_channels =, groups =,
+ * size = {..}, kernel = {..}, stride = {..}, padding = {..}, dilation = {..}, circular =}. */
+static void geom_field(lua_State *L, int rec, mimic_spatial *g)
+{
+    memset(g, 0, sizeof *g);
+    g->ndim = (int)int_field(L, rec, "ndim", 0);
+    if (g->ndim < 1 || g->ndim > 3)
+        luaL_error(L, "spatial record: ndim must be 1..3");
+    g->in_channels = int_field(L, rec, "in_channels", 0);
+    g->out_channels = int_field(L, rec, "out_channels", g->in_channels);
+    g->groups = int_field(L, rec, "groups", 1);
+    static const char *const names[] = {"size", "kernel", "stride", "padding", "dilation"};
+    int64_t *dst[] = {g->size, g->kernel, g->stride, g->padding, g->dilation};
+    static const int64_t def[] = {0, 0, 1, 0, 1};
+    for (int k = 0; k < 5; k++) {
+        lua_getfield(L, rec, names[k]);
+        for (int d = 0; d < g->ndim; d++) {
+            if (lua_istable(L, -1)) {
+                lua_geti(L, -1, d + 1);
+                dst[k][d] = (int64_t)luaL_checkinteger(L, -1);
+                lua_pop(L, 1);
+            } else
+                dst[k][d] = lua_isnil(L, -1) ? def[k] : (int64_t)luaL_checkinteger(L, -1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_getfield(L, rec, "circular");
+    g->circular = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+}
+
 mimic_model *lmimic_build_model(lua_State *L, int idx_records, lua_Integer nin, mimic_dtype dt, const char *what)
 {
     idx_records = lua_absindex(L, idx_records);
@@ -120,6 +164,26 @@ mimic_model *lmimic_build_model(lua_State *L, int idx_records, lua_Integer nin, 
             const void *g = weight_field(L, what, rec, (int)i, "weight", dt, w, true);
             const void *b = weight_field(L, what, rec, (int)i, "bias", dt, w, true);
             rc = mimic_model_add_batchnorm(m, num_field(L, rec, "eps", 1e-5), mean, var, g, b);
+        } else if (strcmp(type, "conv") == 0) {
+            mimic_spatial g;
+            geom_field(L, rec, &g);
+            int64_t kv = g.kernel[0] * (g.ndim > 1 ? g.kernel[1] : 1) * (g.ndim > 2 ? g.kernel[2] : 1);
+            int64_t cnt = g.groups > 0 ? g.out_channels * (g.in_channels / g.groups) * kv : 0;
+            const void *wp = weight_field(L, what, rec, (int)i, "weight", dt, cnt, false);
+            const void *bp = weight_field(L, what, rec, (int)i, "bias", dt, g.out_channels, true);
+            rc = mimic_model_add_conv(m, &g, wp, bp);
+        } else if (strcmp(type, "max_pool") == 0 || strcmp(type, "avg_pool") == 0) {
+            mimic_spatial g;
+            geom_field(L, rec, &g);
+            rc = mimic_model_add_pool(m, type[0] == 'm', &g);
+        } else if (strcmp(type, "global_max_pool") == 0 || strcmp(type, "global_avg_pool") == 0) {
+            rc = mimic_model_add_global_pool(m, type[7] == 'm', int_field(L, rec, "channels", 0));
+        } else if (strcmp(type, "upsample") == 0) {
+            mimic_spatial g;
+            geom_field(L, rec, &g);
+            rc = mimic_model_add_upsample(m, &g);
+        } else if (strcmp(type, "flatten") == 0) {
+            rc = mimic_model_add_flatten(m);
         } else if (strcmp(type, "residual_begin") == 0) {
             rc = mimic_model_begin_residual(m);
         } else if (strcmp(type, "residual_end") == 0) {

@@ -59,10 +59,11 @@ static void print_usage(FILE *f)
             "  -h, --help     print this help and exit\n"
             "  --             stop handling options\n"
             "  -              run the script read from stdin; stop handling options\n"
+            "       %s convert IN OUT   ONNX <-> mimic model file, verified (docs/interop.md)\n"
             "With no script and no -e, %s starts the REPL when stdin is a terminal\n"
             "and otherwise runs stdin as a script. The script's arguments are in the\n"
             "global table 'arg' (arg[0] is the script) and in '...'.\n",
-            PROGNAME, PROGNAME);
+            PROGNAME, PROGNAME, PROGNAME);
     fflush(f);
 }
 
@@ -818,12 +819,40 @@ static void repl(lua_State *L)
 
 /* ---- main --------------------------------------------------------------- */
 
+/* `mimic convert IN OUT`: ONNX <-> mimic model file, verified on sample
+ * inputs (mimic.onnx.convert, lua/lonnx.c; docs/interop.md). */
+static int convert_command(lua_State *L, int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s convert IN.onnx OUT.h5    (ONNX -> mimic model file)\n"
+                        "       %s convert IN.h5 OUT.onnx    (mimic model file -> ONNX)\n", PROGNAME, PROGNAME);
+        return 0;
+    }
+    luaL_openlibs(L);
+    set_paths(L);
+    open_mimic(L);
+    static const char chunk[] = "local a, b = ...; local r = mimic.onnx.convert(a, b)\n"
+                                "if r.max_diff and not (r.max_diff <= 1e-4 * math.max(1, r.max_ref)) then\n"
+                                "  error('convert: the converted model does not reproduce the source', 0) end";
+    if (luaL_loadbuffer(L, chunk, sizeof chunk - 1, "=convert") != LUA_OK)
+        return report(L, LUA_ERRSYNTAX), 0;
+    lua_pushstring(L, argv[2]);
+    lua_pushstring(L, argv[3]);
+    /* Errors here are about the files, not the code: no traceback. */
+    if (report(L, lua_pcall(L, 2, 0, 0)) != LUA_OK)
+        return 0;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int pmain(lua_State *L)
 {
     int argc = (int)lua_tointeger(L, 1);
     char **argv = lua_touserdata(L, 2);
     struct options o;
     luaL_checkversion(L);
+    if (argc >= 2 && strcmp(argv[1], "convert") == 0)
+        return convert_command(L, argc, argv);
     parse_options(argv, &o);
     if (o.bad) {
         fprintf(stderr, o.bad_missing ? "%s: '%s' needs an argument\n" : "%s: unrecognized option '%s'\n",

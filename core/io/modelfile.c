@@ -180,7 +180,8 @@ static void h_elems(sha256 *s, mimic_dtype dt, const void *p, int64_t count)
 }
 
 /* ===================== layer specs ===================== */
-typedef enum { K_DENSE, K_ACT, K_LAYERNORM, K_AFFINE, K_RES_BEGIN, K_RES_END } kind_t;
+typedef enum { K_DENSE, K_ACT, K_LAYERNORM, K_AFFINE, K_RES_BEGIN, K_RES_END, K_CONV, K_MAXPOOL, K_AVGPOOL, K_GPOOL,
+               K_FLATTEN, K_UPSAMPLE } kind_t;
 
 typedef struct spec {
     kind_t kind;
@@ -188,6 +189,7 @@ typedef struct spec {
     int nattr;
     const char *attr[2];  /* attribute names, in mimic_layer_info.attr order */
     const char *w[2];     /* weight names */
+    int ndim;             /* K_CONV, K_MAXPOOL, K_AVGPOOL: spatial dims */
 } spec;
 
 /* The spec of a record type name; false if the type is unknown. */
@@ -216,14 +218,81 @@ static bool spec_of(const char *type, spec *sp)
         sp->kind = K_RES_BEGIN;
     else if (strcmp(type, "residual_end") == 0)
         sp->kind = K_RES_END;
-    else
+    else if (strcmp(type, "global_avg_pool") == 0 || strcmp(type, "global_max_pool") == 0)
+        sp->kind = K_GPOOL;
+    else if (strcmp(type, "flatten") == 0)
+        sp->kind = K_FLATTEN;
+    else {
+        static const char *const pre[] = {"conv", "max_pool", "avg_pool", "upsample"};
+        static const kind_t kinds[] = {K_CONV, K_MAXPOOL, K_AVGPOOL, K_UPSAMPLE};
+        for (int k = 0; k < 4; k++) {
+            size_t n = strlen(pre[k]);
+            if (strncmp(type, pre[k], n) == 0 && type[n] >= '1' && type[n] <= '3' && strcmp(type + n + 1, "d") == 0) {
+                sp->kind = kinds[k];
+                sp->ndim = type[n] - '0';
+                if (k == 0)
+                    sp->w[0] = "weight", sp->w[1] = "bias";
+                return true;
+            }
+        }
         return false;
+    }
     return true;
+}
+
+/* The integer attributes of a spatial record, in file (and hash) order:
+ * names[i] and the geometry field vals[i] points to. Returns the count. */
+static int sp_attrs(const spec *sp, mimic_spatial *g, char names[][20], int64_t *vals[])
+{
+    int n = 0;
+#define ADD(nm, field) (snprintf(names[n], 20, "%s", nm), vals[n++] = &(field))
+    if (sp->kind == K_GPOOL) {
+        ADD("channels", g->in_channels);
+        return n;
+    }
+    if (sp->kind == K_UPSAMPLE) {
+        ADD("in_channels", g->in_channels);
+        for (int d = 0; d < sp->ndim; d++) {
+            snprintf(names[n], 20, "size_%d", d);
+            vals[n++] = &g->size[d];
+        }
+        for (int d = 0; d < sp->ndim; d++) { /* the factor lives in the stride field */
+            snprintf(names[n], 20, "scale_%d", d);
+            vals[n++] = &g->stride[d];
+        }
+        return n;
+    }
+    if (sp->kind != K_CONV && sp->kind != K_MAXPOOL && sp->kind != K_AVGPOOL)
+        return 0;
+    ADD("in_channels", g->in_channels);
+    if (sp->kind == K_CONV) {
+        ADD("out_channels", g->out_channels);
+        ADD("groups", g->groups);
+    }
+    static const char *const per[] = {"size", "kernel", "stride", "padding", "dilation"};
+    int64_t *arr[] = {g->size, g->kernel, g->stride, g->padding, g->dilation};
+    for (int k = 0; k < 5; k++) {
+        if (k == 4 && sp->kind == K_AVGPOOL)
+            break;
+        for (int d = 0; d < sp->ndim; d++) {
+            snprintf(names[n], 20, "%s_%d", per[k], d);
+            vals[n++] = &arr[k][d];
+        }
+    }
+#undef ADD
+    return n;
+}
+
+/* The padding flag's name: conv "circular_padding", avg pool "count_include_pad". */
+static const char *sp_flag(const spec *sp)
+{
+    return sp->kind == K_CONV ? "circular_padding" : sp->kind == K_AVGPOOL ? "count_include_pad" : NULL;
 }
 
 #define KNOWN_TYPES                                                                                             \
     "dense, identity, relu, leaky_relu, elu, gelu, tanh, sigmoid, softplus, layernorm, batchnorm1d, "           \
-    "residual_begin, residual_end"
+    "residual_begin, residual_end, conv1d/2d/3d, max_pool1d/2d/3d, avg_pool1d/2d/3d, global_avg_pool, "        \
+    "global_max_pool, flatten, upsample1d/2d/3d"
 
 /* ===================== encoders ===================== */
 static const char *const enc_names[MIMIC_ENC_COUNT] = {"identity", "standard", "minmax", "log", "signed_log"};
@@ -488,6 +557,20 @@ static int hash_all(const mimic_model *m, const mimic_contract *c, const mimic_e
             h_str(&s, sp.attr[k]);
             h_f64(&s, li.attr[k]);
         }
+        if (li.spatial) {
+            mimic_spatial g = *li.spatial;
+            char an[24][20];
+            int64_t *av[24];
+            int na = sp_attrs(&sp, &g, an, av);
+            for (int k = 0; k < na; k++) {
+                h_str(&s, an[k]);
+                h_u64(&s, (uint64_t)*av[k]);
+            }
+            if (sp_flag(&sp)) {
+                h_str(&s, sp_flag(&sp));
+                h_u64(&s, (uint64_t)(g.circular != 0));
+            }
+        }
         for (int k = 0; k < 2; k++) {
             if (!li.weight[k])
                 continue;
@@ -651,11 +734,25 @@ static int save_body(mimic_dict_writer *w, const mimic_model *m, const mimic_con
             snprintf(nm, sizeof nm, "layers/%03d/%s", i, sp.attr[k]);
             rc = mimic_dict_put_number(w, nm, li.attr[k]);
         }
+        if (!rc && li.spatial) {
+            mimic_spatial g = *li.spatial;
+            char an[24][20];
+            int64_t *av[24];
+            int na = sp_attrs(&sp, &g, an, av);
+            for (int k = 0; !rc && k < na; k++) {
+                snprintf(nm, sizeof nm, "layers/%03d/%.19s", i, an[k]);
+                rc = mimic_dict_put_int(w, nm, *av[k]);
+            }
+            if (!rc && sp_flag(&sp)) {
+                snprintf(nm, sizeof nm, "layers/%03d/%s", i, sp_flag(&sp));
+                rc = mimic_dict_put_int(w, nm, g.circular != 0);
+            }
+        }
         for (int k = 0; !rc && k < 2; k++) {
             if (!li.weight[k])
                 continue;
             snprintf(nm, sizeof nm, "layers/%03d/%s", i, li.weight_name[k]);
-            bool matrix = sp.kind == K_DENSE && k == 0;
+            bool matrix = (sp.kind == K_DENSE || sp.kind == K_CONV) && k == 0;
             rc = put_vec(w, nm, dt, li.weight[k], matrix ? 2 : 1, li.weight_rows[k], li.weight_cols[k]);
         }
     }
@@ -902,6 +999,90 @@ static int account(loader *L, const char *what, int64_t elems, size_t esize)
     return MIMIC_OK;
 }
 
+/* Reads and checks a spatial record's geometry against its 'in' and 'out'
+ * before anything is allocated for it: ranges, divisibility, the window
+ * fitting, widths recomputed with overflow checks. */
+static int load_geometry(loader *L, const char *g, const char *type, const spec *sp, int64_t in, int64_t out,
+                         mimic_spatial *geo, int64_t *wcols)
+{
+    char an[24][20], nm[64];
+    int64_t *av[24];
+    int na = sp_attrs(sp, geo, an, av), rc;
+    for (int k = 0; k < na; k++) {
+        bool pad = strncmp(an[k], "padding", 7) == 0;
+        snprintf(nm, sizeof nm, "%s/%.19s", g, an[k]);
+        if ((rc = get_int(L, nm, pad ? 0 : 1, MAX_WIDTH, av[k])))
+            return rc;
+    }
+    if (sp_flag(sp)) {
+        int64_t f = 0;
+        snprintf(nm, sizeof nm, "%s/%s", g, sp_flag(sp));
+        if ((rc = get_int(L, nm, 0, 1, &f)))
+            return rc;
+        geo->circular = (int)f;
+    }
+    if (sp->kind == K_GPOOL) {
+        if (in % geo->in_channels || out != geo->in_channels)
+            return bad(L, MIMIC_ESHAPE, "%s (%s): %lld channels: 'in' (%lld) must be a multiple and 'out' (%lld) equal",
+                       g, type, (long long)geo->in_channels, (long long)in, (long long)out);
+        return MIMIC_OK;
+    }
+    geo->ndim = sp->ndim;
+    if (sp->kind == K_UPSAMPLE) {
+        int64_t vi = geo->in_channels, vo = geo->in_channels;
+        for (int d = 0; d < sp->ndim; d++) {
+            if (geo->stride[d] > 64)
+                return bad(L, MIMIC_EVALUE, "%s (%s): scale_%d = %lld, expected 1..64", g, type, d,
+                           (long long)geo->stride[d]);
+            vi *= geo->size[d]; /* factors <= 2^20, running products kept <= 2^20 */
+            vo *= geo->size[d] * geo->stride[d];
+            if (vi > MAX_WIDTH || vo > MAX_WIDTH)
+                return bad(L, MIMIC_ESHAPE, "%s (%s): the geometry gives more than %d features", g, type, MAX_WIDTH);
+            geo->kernel[d] = geo->dilation[d] = 1;
+        }
+        if (vi != in || vo != out)
+            return bad(L, MIMIC_ESHAPE, "%s (%s): the geometry maps %lld features to %lld, but 'in' is %lld and 'out' %lld",
+                       g, type, (long long)vi, (long long)vo, (long long)in, (long long)out);
+        return MIMIC_OK;
+    }
+    if (sp->kind != K_CONV)
+        geo->out_channels = geo->in_channels, geo->groups = 1;
+    if (sp->kind == K_AVGPOOL)
+        for (int d = 0; d < 3; d++)
+            geo->dilation[d] = 1;
+    if (geo->in_channels % geo->groups || geo->out_channels % geo->groups)
+        return bad(L, MIMIC_EVALUE, "%s (%s): groups %lld must divide in_channels %lld and out_channels %lld", g, type,
+                   (long long)geo->groups, (long long)geo->in_channels, (long long)geo->out_channels);
+    int64_t vin = geo->in_channels, vout = geo->out_channels, kv = 1;
+    for (int d = 0; d < sp->ndim; d++) {
+        if (sp->kind == K_CONV && geo->circular && geo->padding[d] > geo->size[d])
+            return bad(L, MIMIC_EVALUE, "%s (%s): circular padding_%d = %lld is larger than size_%d = %lld", g, type, d,
+                       (long long)geo->padding[d], d, (long long)geo->size[d]);
+        if (sp->kind != K_CONV && 2 * geo->padding[d] > geo->kernel[d])
+            return bad(L, MIMIC_EVALUE, "%s (%s): padding_%d = %lld is more than half the kernel %lld", g, type, d,
+                       (long long)geo->padding[d], (long long)geo->kernel[d]);
+        int64_t o = mimic_spatial_out(geo, d);
+        if (o < 1)
+            return bad(L, MIMIC_ESHAPE, "%s (%s): dim %d: the window does not fit size %lld with padding %lld", g, type,
+                       d, (long long)geo->size[d], (long long)geo->padding[d]);
+        /* each factor <= 2^20 and each running product kept <= 2^20 (MAX_WIDTH) below */
+        vin *= geo->size[d];
+        vout *= o;
+        kv *= geo->kernel[d];
+        if (vin > MAX_WIDTH || vout > MAX_WIDTH || kv > MAX_TENSOR_ELEMS)
+            return bad(L, MIMIC_ESHAPE, "%s (%s): the geometry gives more than %d features or too large a kernel", g,
+                       type, MAX_WIDTH);
+    }
+    if (vin != in || vout != out)
+        return bad(L, MIMIC_ESHAPE, "%s (%s): the geometry maps %lld features to %lld, but 'in' is %lld and 'out' %lld",
+                   g, type, (long long)vin, (long long)vout, (long long)in, (long long)out);
+    *wcols = geo->in_channels / geo->groups * kv; /* <= 2^20 * 2^28 */
+    if (sp->kind == K_CONV && *wcols > MAX_TENSOR_ELEMS / geo->out_channels)
+        return bad(L, MIMIC_ESHAPE, "%s (%s): the weight has more than %lld elements", g, type,
+                   (long long)MAX_TENSOR_ELEMS);
+    return MIMIC_OK;
+}
+
 static int load_layer(loader *L, int i, int64_t *width, int *depth)
 {
     char g[32], nm[64];
@@ -926,7 +1107,7 @@ static int load_layer(loader *L, int i, int64_t *width, int *depth)
     if (in != *width)
         return bad(L, MIMIC_ESHAPE, "%s (%s): 'in' is %lld but the previous layer gives %lld features", g, type,
                    (long long)in, (long long)*width);
-    if (sp.kind != K_DENSE && out != in)
+    if (sp.kind != K_DENSE && sp.kind < K_CONV && out != in)
         return bad(L, MIMIC_ESHAPE, "%s (%s): 'out' is %lld, expected %lld (the layer keeps the width)", g, type,
                    (long long)out, (long long)in);
     double attr[2] = {0, 0};
@@ -939,6 +1120,14 @@ static int load_layer(loader *L, int i, int64_t *width, int *depth)
         return bad(L, MIMIC_EVALUE, "%s (softplus): beta must be > 0, got %g", g, attr[0]);
     if (sp.kind == K_LAYERNORM && !(attr[0] >= 0))
         return bad(L, MIMIC_EVALUE, "%s (layernorm): eps must be >= 0, got %g", g, attr[0]);
+    mimic_spatial geo;
+    memset(&geo, 0, sizeof geo);
+    int64_t wcols = 0; /* K_CONV: in/groups * prod kernel */
+    if (sp.kind >= K_CONV && sp.kind != K_FLATTEN && (rc = load_geometry(L, g, type, &sp, in, out, &geo, &wcols)))
+        return rc;
+    if (sp.kind == K_FLATTEN && out != in)
+        return bad(L, MIMIC_ESHAPE, "%s (flatten): 'out' is %lld, expected %lld (the layer keeps the width)", g,
+                   (long long)out, (long long)in);
     if (sp.kind == K_RES_BEGIN && ++*depth > MAX_NESTING)
         return bad(L, MIMIC_EIO, "%s: residual blocks nested more than %d deep", g, MAX_NESTING);
     if (sp.kind == K_RES_END && --*depth < 0)
@@ -974,6 +1163,29 @@ static int load_layer(loader *L, int i, int64_t *width, int *depth)
             rc = sp.kind == K_AFFINE ? mimic_model_add_affine(L->m, mimic_data(w0), mimic_data(w1))
                                      : mimic_model_add_layernorm(L->m, attr[0], w0 ? mimic_data(w0) : NULL,
                                                                  w1 ? mimic_data(w1) : NULL);
+    } else if (sp.kind == K_CONV) {
+        /* out_channels, wcols <= 2^40 and their product checked in load_geometry */
+        if ((rc = account(L, g, geo.out_channels * wcols + geo.out_channels, es)))
+            return rc;
+        snprintf(nm, sizeof nm, "%s/weight", g);
+        rc = get_tensor(L, nm, false, L->dt, 2, geo.out_channels, wcols, &w0);
+        snprintf(nm, sizeof nm, "%s/bias", g);
+        if (!rc)
+            rc = get_tensor(L, nm, true, L->dt, 1, geo.out_channels, 0, &w1);
+        if (!rc && L->building)
+            rc = mimic_model_add_conv(L->m, &geo, mimic_data(w0), w1 ? mimic_data(w1) : NULL);
+    } else if (sp.kind == K_MAXPOOL || sp.kind == K_AVGPOOL) {
+        if (L->building)
+            rc = mimic_model_add_pool(L->m, sp.kind == K_MAXPOOL, &geo);
+    } else if (sp.kind == K_GPOOL) {
+        if (L->building)
+            rc = mimic_model_add_global_pool(L->m, strcmp(type, "global_max_pool") == 0, geo.in_channels);
+    } else if (sp.kind == K_FLATTEN) {
+        if (L->building)
+            rc = mimic_model_add_flatten(L->m);
+    } else if (sp.kind == K_UPSAMPLE) {
+        if (L->building)
+            rc = mimic_model_add_upsample(L->m, &geo);
     } else if (L->building) {
         if (sp.kind == K_ACT)
             rc = mimic_model_add_activation(L->m, (mimic_activation)sp.act, attr[0], attr[1]);

@@ -231,6 +231,171 @@ int mimic_model_end_residual(mimic_model *m)
     return commit(m, l);
 }
 
+/* --- spatial records --------------------------------------------------------- */
+int64_t mimic_spatial_out(const mimic_spatial *g, int d)
+{
+    int64_t span = g->dilation[d] * (g->kernel[d] - 1) + 1, room = g->size[d] + 2 * g->padding[d];
+    return room < span ? 0 : (room - span) / g->stride[d] + 1;
+}
+
+/* Limits keep every product below 2^62: sizes, kernels <= 2^20 each and
+ * channel-volume products checked as they are formed. */
+#define SP_MAX (INT64_C(1) << 20)
+
+static int64_t mul_ck(int64_t a, int64_t b) { return a > 0 && b > (INT64_C(1) << 40) / a ? -1 : a * b; }
+
+/* Checks g for a record of kind `what` against the current width; sets
+ * *in, *out (widths) and *kvol (prod k). Conv: groups, channels, circular. */
+static int check_spatial(const mimic_model *m, const char *fn, const mimic_spatial *g, bool conv, int64_t *out,
+                         int64_t *kvol)
+{
+    if (!m || !g)
+        return mimic_error(MIMIC_EARG, "%s: model or geometry is NULL", fn);
+    if (g->ndim < 1 || g->ndim > 3)
+        return mimic_error(MIMIC_EARG, "%s: ndim must be 1, 2 or 3, got %d", fn, g->ndim);
+    if (g->in_channels < 1 || g->in_channels > SP_MAX)
+        return mimic_error(MIMIC_EARG, "%s: in_channels must be 1..%lld, got %lld", fn, (long long)SP_MAX,
+                           (long long)g->in_channels);
+    if (conv && (g->out_channels < 1 || g->out_channels > SP_MAX || g->groups < 1 || g->in_channels % g->groups ||
+                 g->out_channels % g->groups))
+        return mimic_error(MIMIC_EARG, "%s: out_channels (%lld) must be 1..%lld and groups (%lld) >= 1 must divide "
+                           "in_channels (%lld) and out_channels", fn, (long long)g->out_channels, (long long)SP_MAX,
+                           (long long)g->groups, (long long)g->in_channels);
+    int64_t vin = g->in_channels, vout = conv ? g->out_channels : g->in_channels, kv = 1;
+    for (int d = 0; d < g->ndim; d++) {
+        if (g->size[d] < 1 || g->size[d] > SP_MAX || g->kernel[d] < 1 || g->kernel[d] > SP_MAX || g->stride[d] < 1 ||
+            g->stride[d] > SP_MAX || g->dilation[d] < 1 || g->dilation[d] > SP_MAX || g->padding[d] < 0 ||
+            g->padding[d] > SP_MAX)
+            return mimic_error(MIMIC_EARG, "%s: dim %d: size %lld, kernel %lld, stride %lld, dilation %lld must be "
+                               "1..%lld and padding %lld 0..%lld", fn, d, (long long)g->size[d], (long long)g->kernel[d],
+                               (long long)g->stride[d], (long long)g->dilation[d], (long long)SP_MAX,
+                               (long long)g->padding[d], (long long)SP_MAX);
+        if (conv && g->circular && g->padding[d] > g->size[d])
+            return mimic_error(MIMIC_EARG, "%s: dim %d: circular padding %lld is larger than the input size %lld", fn,
+                               d, (long long)g->padding[d], (long long)g->size[d]);
+        if (!conv && 2 * g->padding[d] > g->kernel[d])
+            return mimic_error(MIMIC_EARG, "%s: dim %d: padding %lld must be at most half the kernel %lld (as PyTorch)",
+                               fn, d, (long long)g->padding[d], (long long)g->kernel[d]);
+        int64_t o = mimic_spatial_out(g, d);
+        if (o < 1)
+            return mimic_error(MIMIC_ESHAPE, "%s: dim %d: the window (kernel %lld, dilation %lld) does not fit the "
+                               "input size %lld + 2 x padding %lld; use a smaller kernel or more padding", fn, d,
+                               (long long)g->kernel[d], (long long)g->dilation[d], (long long)g->size[d],
+                               (long long)g->padding[d]);
+        vin = mul_ck(vin, g->size[d]);
+        vout = mul_ck(vout, o);
+        kv = mul_ck(kv, g->kernel[d]);
+        if (vin < 0 || vout < 0 || kv < 0)
+            return mimic_error(MIMIC_ESHAPE, "%s: the feature width overflows (more than 2^40 features)", fn);
+    }
+    if (vin != m->width)
+        return mimic_error(MIMIC_ESHAPE, "%s: geometry gives an input width of %lld (channels x sizes), the model's "
+                           "current width is %lld; fix in_channels or size", fn, (long long)vin, (long long)m->width);
+    if (conv && mul_ck(kv, g->in_channels / g->groups * g->out_channels) < 0)
+        return mimic_error(MIMIC_ESHAPE, "%s: the weight has too many elements", fn);
+    *out = vout;
+    *kvol = kv;
+    return MIMIC_OK;
+}
+
+static void copy_geom(layer *l, const mimic_spatial *g, bool conv)
+{
+    l->sp = *g;
+    for (int d = g->ndim; d < 3; d++)
+        l->sp.size[d] = l->sp.kernel[d] = l->sp.stride[d] = l->sp.dilation[d] = 1, l->sp.padding[d] = 0;
+    if (!conv)
+        l->sp.out_channels = g->in_channels, l->sp.groups = 1;
+    l->sp.circular = g->circular != 0;
+}
+
+int mimic_model_add_conv(mimic_model *m, const mimic_spatial *g, const void *weight, const void *bias)
+{
+    const char *fn = "mimic_model_add_conv";
+    int64_t out, kv;
+    int rc = check_spatial(m, fn, g, true, &out, &kv);
+    if (rc)
+        return rc;
+    if (!weight)
+        return mimic_error(MIMIC_EARG, "%s: weight is NULL", fn);
+    layer *l = push(m, fn, LAYER_CONV, out);
+    if (!l)
+        return mimic_errcode();
+    copy_geom(l, g, true);
+    rc = dup(m, &l->w[0], weight, g->out_channels * (g->in_channels / g->groups) * kv);
+    if (rc == MIMIC_OK)
+        rc = dup(m, &l->w[1], bias, g->out_channels);
+    return rc ? fail(l, rc) : commit(m, l);
+}
+
+int mimic_model_add_pool(mimic_model *m, bool max, const mimic_spatial *g)
+{
+    const char *fn = "mimic_model_add_pool";
+    int64_t out, kv;
+    int rc = check_spatial(m, fn, g, false, &out, &kv);
+    if (rc)
+        return rc;
+    layer *l = push(m, fn, max ? LAYER_MAXPOOL : LAYER_AVGPOOL, out);
+    if (!l)
+        return mimic_errcode();
+    copy_geom(l, g, false);
+    if (!max)
+        for (int d = 0; d < 3; d++)
+            l->sp.dilation[d] = 1;
+    return commit(m, l);
+}
+
+int mimic_model_add_global_pool(mimic_model *m, bool max, int64_t channels)
+{
+    const char *fn = "mimic_model_add_global_pool";
+    if (m && (channels < 1 || m->width % channels))
+        return mimic_error(MIMIC_ESHAPE, "%s: %lld channels do not divide the width %lld", fn, (long long)channels,
+                           (long long)m->width);
+    layer *l = push(m, fn, max ? LAYER_GMAXPOOL : LAYER_GAVGPOOL, channels);
+    if (!l)
+        return mimic_errcode();
+    l->sp.ndim = 1;
+    l->sp.in_channels = l->sp.out_channels = channels;
+    l->sp.size[0] = l->in / channels;
+    return commit(m, l);
+}
+
+int mimic_model_add_upsample(mimic_model *m, const mimic_spatial *g)
+{
+    const char *fn = "mimic_model_add_upsample";
+    if (!m || !g)
+        return mimic_error(MIMIC_EARG, "%s: model or geometry is NULL", fn);
+    if (g->ndim < 1 || g->ndim > 3 || g->in_channels < 1 || g->in_channels > SP_MAX)
+        return mimic_error(MIMIC_EARG, "%s: ndim must be 1..3 and in_channels 1..%lld", fn, (long long)SP_MAX);
+    int64_t vin = g->in_channels, vout = g->in_channels;
+    for (int d = 0; d < g->ndim; d++) {
+        if (g->size[d] < 1 || g->size[d] > SP_MAX || g->stride[d] < 1 || g->stride[d] > 64)
+            return mimic_error(MIMIC_EARG, "%s: dim %d: size %lld must be 1..%lld and the factor %lld 1..64", fn, d,
+                               (long long)g->size[d], (long long)SP_MAX, (long long)g->stride[d]);
+        vin = mul_ck(vin, g->size[d]);
+        vout = mul_ck(vout, g->size[d] * g->stride[d]);
+        if (vin < 0 || vout < 0)
+            return mimic_error(MIMIC_ESHAPE, "%s: the feature width overflows", fn);
+    }
+    if (vin != m->width)
+        return mimic_error(MIMIC_ESHAPE, "%s: geometry gives an input width of %lld (channels x sizes), the model's "
+                           "current width is %lld; fix in_channels or size", fn, (long long)vin, (long long)m->width);
+    layer *l = push(m, fn, LAYER_UPSAMPLE, vout);
+    if (!l)
+        return mimic_errcode();
+    mimic_spatial c = *g;
+    for (int d = 0; d < 3; d++)
+        c.kernel[d] = c.dilation[d] = 1, c.padding[d] = 0;
+    copy_geom(l, &c, false);
+    l->sp.circular = 0;
+    return commit(m, l);
+}
+
+int mimic_model_add_flatten(mimic_model *m)
+{
+    layer *l = push(m, "mimic_model_add_flatten", LAYER_FLATTEN, m ? m->width : 0);
+    return l ? commit(m, l) : mimic_errcode();
+}
+
 int64_t mimic_model_nin(const mimic_model *m) { return m ? m->nin : 0; }
 int64_t mimic_model_nout(const mimic_model *m) { return m ? m->width : 0; }
 mimic_dtype mimic_model_dtype(const mimic_model *m) { return m ? m->dtype : MIMIC_F32; }
@@ -249,11 +414,29 @@ int mimic_model_layer(const mimic_model *m, int i, mimic_layer_info *info)
     info->attr[0] = l->attr[0];
     info->attr[1] = l->attr[1];
     static const char *const names[][2] = {
-        [LAYER_DENSE] = {"weight", "bias"}, [LAYER_LAYERNORM] = {"weight", "bias"}, [LAYER_AFFINE] = {"scale", "shift"}};
+        [LAYER_DENSE] = {"weight", "bias"}, [LAYER_LAYERNORM] = {"weight", "bias"}, [LAYER_AFFINE] = {"scale", "shift"},
+        [LAYER_CONV] = {"weight", "bias"}, [LAYER_FLATTEN] = {NULL, NULL}};
     static const char *const types[] = {[LAYER_DENSE] = "dense", [LAYER_LAYERNORM] = "layernorm",
                                         [LAYER_AFFINE] = "batchnorm1d", [LAYER_RES_BEGIN] = "residual_begin",
                                         [LAYER_RES_END] = "residual_end"};
-    info->type = l->kind == LAYER_ACT ? act_names[l->act] : types[l->kind];
+    static const char *const sptypes[][3] = {{"conv1d", "conv2d", "conv3d"},
+                                             {"max_pool1d", "max_pool2d", "max_pool3d"},
+                                             {"avg_pool1d", "avg_pool2d", "avg_pool3d"}};
+    if (l->kind == LAYER_UPSAMPLE) {
+        static const char *const up[3] = {"upsample1d", "upsample2d", "upsample3d"};
+        info->type = up[l->sp.ndim - 1];
+        info->spatial = &l->sp;
+    } else if (l->kind == LAYER_CONV || l->kind == LAYER_MAXPOOL || l->kind == LAYER_AVGPOOL) {
+        info->type = sptypes[l->kind - LAYER_CONV][l->sp.ndim - 1];
+        info->spatial = &l->sp;
+    } else if (l->kind == LAYER_GMAXPOOL || l->kind == LAYER_GAVGPOOL || l->kind == LAYER_FLATTEN) {
+        info->type = l->kind == LAYER_GMAXPOOL ? "global_max_pool" : l->kind == LAYER_GAVGPOOL ? "global_avg_pool"
+                                                                                                : "flatten";
+        if (l->kind != LAYER_FLATTEN)
+            info->spatial = &l->sp;
+    } else {
+        info->type = l->kind == LAYER_ACT ? act_names[l->act] : types[l->kind];
+    }
     for (int k = 0; k < 2; k++) {
         if (!l->w[k])
             continue;
@@ -261,6 +444,11 @@ int mimic_model_layer(const mimic_model *m, int i, mimic_layer_info *info)
         info->weight[k] = l->w[k];
         info->weight_rows[k] = l->kind == LAYER_DENSE && k == 0 ? l->out : 1;
         info->weight_cols[k] = l->kind == LAYER_DENSE && k == 0 ? l->in : l->out;
+        if (l->kind == LAYER_CONV) {
+            int64_t kv = l->sp.kernel[0] * l->sp.kernel[1] * l->sp.kernel[2];
+            info->weight_rows[k] = k == 0 ? l->sp.out_channels : 1;
+            info->weight_cols[k] = k == 0 ? l->sp.in_channels / l->sp.groups * kv : l->sp.out_channels;
+        }
         info->nweights = k + 1;
     }
     return MIMIC_OK;

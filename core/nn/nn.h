@@ -5,7 +5,8 @@
 #include "mimic/model.h"
 
 typedef enum layer_kind {
-    LAYER_DENSE, LAYER_ACT, LAYER_LAYERNORM, LAYER_AFFINE, LAYER_RES_BEGIN, LAYER_RES_END
+    LAYER_DENSE, LAYER_ACT, LAYER_LAYERNORM, LAYER_AFFINE, LAYER_RES_BEGIN, LAYER_RES_END,
+    LAYER_CONV, LAYER_MAXPOOL, LAYER_AVGPOOL, LAYER_GMAXPOOL, LAYER_GAVGPOOL, LAYER_FLATTEN, LAYER_UPSAMPLE
 } layer_kind;
 
 typedef struct layer {
@@ -13,6 +14,7 @@ typedef struct layer {
     mimic_activation act; /* LAYER_ACT */
     int64_t in, out;
     double attr[2];
+    mimic_spatial sp;  /* spatial records: geometry; global pools: in_channels */
     void *w[2]; /* owned: dense weight [out, in] + bias [out] (NULL: none);
                    layernorm weight, bias (NULL, NULL: no affine); affine scale, shift */
 } layer;

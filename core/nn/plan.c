@@ -80,6 +80,7 @@ static inline float tanhf_vec(float xf)
 #define LOG1P log1pf
 #define TANH tanhf_vec
 #include "kernels.h"
+#include "spatial_kernels.h"
 #undef T
 #undef SFX
 #undef EXP
@@ -93,6 +94,7 @@ static inline float tanhf_vec(float xf)
 #define LOG1P log1p
 #define TANH tanh
 #include "kernels.h"
+#include "spatial_kernels.h"
 #undef T
 #undef SFX
 #undef EXP
@@ -107,7 +109,12 @@ enum { SLOT_IN = -1, SLOT_OUT = -2 };
  * 2-5 us per parallel region on the bench machine). */
 #define MIN_ROWS_PER_THREAD 32
 
-typedef enum op_kind { OP_DENSE, OP_ACT, OP_LAYERNORM, OP_AFFINE, OP_ADD, OP_COPY } op_kind;
+/* Bytes of one im2col tile [K, tile] (see mimic/model.h). */
+#ifndef CONV_TILE_BYTES
+#define CONV_TILE_BYTES (256 * 1024)
+#endif
+
+typedef enum op_kind { OP_DENSE, OP_ACT, OP_LAYERNORM, OP_AFFINE, OP_ADD, OP_COPY, OP_CONV, OP_POOL, OP_GPOOL, OP_UPSAMPLE } op_kind;
 
 typedef struct step {
     op_kind kind;
@@ -116,6 +123,10 @@ typedef struct step {
     int64_t in, out;       /* widths */
     int src, src2, dst;    /* slots; src2 only for OP_ADD */
     void *w, *b;           /* borrowed from the plan's weight block */
+    mimic_spatial g;       /* OP_CONV, OP_POOL, OP_GPOOL */
+    int64_t osz[3];        /* output spatial size */
+    int64_t kg, tile;      /* OP_CONV: in/groups * prod k, output positions per im2col tile */
+    bool max;              /* OP_POOL, OP_GPOOL */
 } step;
 
 struct mimic_plan {
@@ -129,6 +140,8 @@ struct mimic_plan {
     size_t weight_bytes;
     char *ws_raw, *ws;   /* workspace (ws: ws_raw aligned to 64 bytes) */
     size_t buf_stride;   /* bytes per buffer (chunk * width * esize, rounded to 64) */
+    size_t col_stride;   /* bytes of one slot's im2col buffer (max kg * tile * esize, rounded to 64) */
+    bool spatial;
 };
 
 /* --- planning ------------------------------------------------------------------- */
@@ -169,6 +182,9 @@ static size_t weights_of(const layer *l, size_t es)
     case LAYER_DENSE: return ((size_t)l->in * (size_t)l->out + (l->w[1] ? (size_t)l->out : 0)) * es;
     case LAYER_LAYERNORM: return l->w[0] ? 2 * (size_t)l->in * es : 0;
     case LAYER_AFFINE: return 2 * (size_t)l->in * es;
+    case LAYER_CONV:
+        return ((size_t)l->sp.out_channels * (size_t)(l->sp.in_channels / l->sp.groups) *
+                (size_t)(l->sp.kernel[0] * l->sp.kernel[1] * l->sp.kernel[2]) + (l->w[1] ? (size_t)l->sp.out_channels : 0)) * es;
     default: return 0;
     }
 }
@@ -176,6 +192,19 @@ static size_t weights_of(const layer *l, size_t es)
 /* Copies a layer's weights into the block at *pos; dense weight [out, in] -> [in, out]. */
 static void place_weights(const layer *l, size_t es, char **pos, step *s)
 {
+    if (l->kind == LAYER_CONV) {
+        /* [out, in/groups * prod k] as given: each group's rows are gemm's A */
+        size_t wb = (size_t)l->sp.out_channels * (size_t)s->kg * es;
+        s->w = *pos;
+        memcpy(*pos, l->w[0], wb);
+        *pos += wb;
+        if (l->w[1]) {
+            s->b = *pos;
+            memcpy(*pos, l->w[1], (size_t)l->sp.out_channels * es);
+            *pos += (size_t)l->sp.out_channels * es;
+        }
+        return;
+    }
     if (l->kind == LAYER_DENSE) {
         s->w = *pos;
         for (int64_t o = 0; o < l->out; o++)
@@ -187,7 +216,7 @@ static void place_weights(const layer *l, size_t es, char **pos, step *s)
             memcpy(*pos, l->w[1], (size_t)l->out * es);
             *pos += (size_t)l->out * es;
         }
-    } else if (l->w[0]) {
+    } else if (l->w[0] && (l->kind == LAYER_LAYERNORM || l->kind == LAYER_AFFINE)) {
         s->w = *pos;
         memcpy(*pos, l->w[0], (size_t)l->in * es);
         *pos += (size_t)l->in * es;
@@ -246,7 +275,16 @@ mimic_plan *mimic_plan_new(const mimic_model *m, int64_t chunk)
             p->width = m->layers[i].out;
         wbytes += weights_of(&m->layers[i], p->esize);
     }
-    p->chunk = chunk ? chunk : auto_chunk(p->width, p->esize);
+    for (int i = 0; i < m->n; i++)
+        p->spatial |= m->layers[i].kind >= LAYER_CONV;
+    if (chunk)
+        p->chunk = chunk;
+    else if (p->spatial) {
+        /* a sample can be wide: the same 256 KiB rule, down to one row */
+        int64_t c = (int64_t)((256 * 1024) / (2 * (size_t)p->width * p->esize));
+        p->chunk = c < 1 ? 1 : c > 512 ? 512 : c;
+    } else
+        p->chunk = auto_chunk(p->width, p->esize);
     p->steps = mimic_calloc((size_t)m->n + 1, sizeof(step));
     p->weights = mimic_malloc(wbytes);
     p->weight_bytes = wbytes;
@@ -257,6 +295,7 @@ mimic_plan *mimic_plan_new(const mimic_model *m, int64_t chunk)
 
     planner pl = {.cur = SLOT_IN};
     char *pos = p->weights;
+    size_t colmax = 0;
     for (int i = 0; i < m->n; i++) {
         const layer *l = &m->layers[i];
         step *last = p->nsteps ? &p->steps[p->nsteps - 1] : NULL;
@@ -266,6 +305,8 @@ mimic_plan *mimic_plan_new(const mimic_model *m, int64_t chunk)
             last->a1 = l->attr[1];
             continue;
         }
+        if (l->kind == LAYER_FLATTEN)
+            continue; /* rows are already flat */
         if (l->kind == LAYER_RES_BEGIN) {
             pl.stack[pl.sp++] = pl.cur;
             pl.fusable = false; /* an activation now must not touch the saved input */
@@ -284,6 +325,50 @@ mimic_plan *mimic_plan_new(const mimic_model *m, int64_t chunk)
             break;
         case LAYER_LAYERNORM: s->kind = OP_LAYERNORM, s->eps = l->attr[0]; s->dst = writable_dst(&pl); break;
         case LAYER_AFFINE: s->kind = OP_AFFINE; s->dst = writable_dst(&pl); break;
+        case LAYER_CONV:
+        case LAYER_MAXPOOL:
+        case LAYER_AVGPOOL:
+        case LAYER_UPSAMPLE:
+            s->kind = l->kind == LAYER_CONV ? OP_CONV : l->kind == LAYER_UPSAMPLE ? OP_UPSAMPLE : OP_POOL;
+            s->max = l->kind == LAYER_MAXPOOL;
+            s->g = l->sp;
+            for (int d = 0; d < 3; d++)
+                s->osz[d] = d < l->sp.ndim ? mimic_spatial_out(&l->sp, d) : 1;
+            if (l->sp.ndim < 3) { /* right-align the dims: the kernels see [C, 1.., S...] */
+                int sh = 3 - l->sp.ndim;
+                mimic_spatial *g = &s->g;
+                for (int d = 2; d >= 0; d--) {
+                    int from = d - sh;
+                    bool keep = from >= 0;
+                    g->size[d] = keep ? l->sp.size[from] : 1;
+                    g->kernel[d] = keep ? l->sp.kernel[from] : 1;
+                    g->stride[d] = keep ? l->sp.stride[from] : 1;
+                    g->padding[d] = keep ? l->sp.padding[from] : 0;
+                    g->dilation[d] = keep ? l->sp.dilation[from] : 1;
+                    s->osz[d] = keep ? mimic_spatial_out(&l->sp, from) : 1;
+                }
+            }
+            if (s->kind == OP_UPSAMPLE)
+                for (int d = 0; d < 3; d++)
+                    s->osz[d] = s->g.size[d] * s->g.stride[d];
+            if (s->kind == OP_CONV) {
+                s->kg = l->sp.in_channels / l->sp.groups * l->sp.kernel[0] * l->sp.kernel[1] * l->sp.kernel[2];
+                int64_t npos = s->osz[0] * s->osz[1] * s->osz[2], t = (int64_t)(CONV_TILE_BYTES / ((size_t)s->kg * p->esize));
+                t = t < 16 ? 16 : t;
+                s->tile = t > npos ? npos : t;
+                size_t cb = (size_t)s->kg * (size_t)s->tile * p->esize;
+                if (cb > colmax)
+                    colmax = cb;
+            }
+            s->dst = new_buffer(&pl);
+            break;
+        case LAYER_GMAXPOOL:
+        case LAYER_GAVGPOOL:
+            s->kind = OP_GPOOL;
+            s->max = l->kind == LAYER_GMAXPOOL;
+            s->g = l->sp;
+            s->dst = new_buffer(&pl);
+            break;
         case LAYER_RES_END:
             s->kind = OP_ADD;
             s->src2 = pl.stack[--pl.sp]; /* x; src is f(x) */
@@ -329,8 +414,9 @@ mimic_plan *mimic_plan_new(const mimic_model *m, int64_t chunk)
     if (p->slots < 1)
         p->slots = 1;
     p->buf_stride = ((size_t)p->chunk * (size_t)p->width * p->esize + 63) / 64 * 64;
-    if (p->nbuf) {
-        p->ws_raw = mimic_malloc((size_t)p->slots * (size_t)p->nbuf * p->buf_stride + 64);
+    p->col_stride = (colmax + 63) / 64 * 64;
+    if (p->nbuf || p->col_stride) {
+        p->ws_raw = mimic_malloc((size_t)p->slots * ((size_t)p->nbuf * p->buf_stride + p->col_stride) + 64);
         if (!p->ws_raw) {
             mimic_plan_free(p);
             return NULL;
@@ -357,6 +443,60 @@ static void *slot_ptr(const mimic_plan *p, int s, int set, const void *in, void 
     if (s == SLOT_OUT)
         return (char *)out + (size_t)(i0 * width) * p->esize;
     return p->ws + ((size_t)set * (size_t)p->nbuf + (size_t)s) * p->buf_stride;
+}
+
+/* One conv layer over `rows` samples (see mimic/model.h: per sample, per
+ * tile of output positions, one gemm per group). */
+static void run_conv(const mimic_plan *p, const step *s, int set, const char *x, char *y, int64_t rows)
+{
+    bool f32 = p->dtype == MIMIC_F32;
+    size_t es = p->esize;
+    char *col = p->ws + (size_t)p->slots * (size_t)p->nbuf * p->buf_stride + (size_t)set * p->col_stride;
+    int64_t G = s->g.groups, cig = s->g.in_channels / G, ocg = s->g.out_channels / G;
+    int64_t npos = s->osz[0] * s->osz[1] * s->osz[2], K = s->kg;
+    for (int64_t r = 0; r < rows; r++) {
+        const char *xr = x + (size_t)(r * s->in) * es;
+        char *yr = y + (size_t)(r * s->out) * es;
+        for (int64_t t0 = 0; t0 < npos; t0 += s->tile) {
+            int64_t nt = npos - t0 < s->tile ? npos - t0 : s->tile;
+            for (int64_t gi = 0; gi < G; gi++) {
+                const char *wg = (const char *)s->w + (size_t)(gi * ocg * K) * es;
+                const char *bg = s->b ? (const char *)s->b + (size_t)(gi * ocg) * es : NULL;
+                char *yg = yr + (size_t)(gi * ocg * npos + t0) * es;
+                if (f32)
+                    im2col_f32(&s->g, s->osz, (const float *)xr, gi * cig, cig, t0, nt, (float *)col);
+                else
+                    im2col_f64(&s->g, s->osz, (const double *)xr, gi * cig, cig, t0, nt, (double *)col);
+                if (p->deterministic) {
+                    if (f32)
+                        conv_det_f32(ocg, K, nt, (const float *)wg, (const float *)col, (const float *)bg, (float *)yg, npos);
+                    else
+                        conv_det_f64(ocg, K, nt, (const double *)wg, (const double *)col, (const double *)bg, (double *)yg,
+                                     npos);
+                    continue;
+                }
+                for (int64_t o = 0; bg && o < ocg; o++) {
+                    if (f32) {
+                        float *yo = (float *)yg + o * npos, bv = ((const float *)bg)[o];
+                        for (int64_t j = 0; j < nt; j++)
+                            yo[j] = bv;
+                    } else {
+                        double *yo = (double *)yg + o * npos, bv = ((const double *)bg)[o];
+                        for (int64_t j = 0; j < nt; j++)
+                            yo[j] = bv;
+                    }
+                }
+                if (f32)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)ocg, (int)nt, (int)K, 1.0f,
+                                (const float *)wg, (int)K, (const float *)col, (int)nt, bg ? 1.0f : 0.0f, (float *)yg,
+                                (int)npos);
+                else
+                    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)ocg, (int)nt, (int)K, 1.0,
+                                (const double *)wg, (int)K, (const double *)col, (int)nt, bg ? 1.0 : 0.0, (double *)yg,
+                                (int)npos);
+            }
+        }
+    }
 }
 
 static void run_chunk(const mimic_plan *p, int set, const void *in, void *out, int64_t i0, int64_t rows)
@@ -413,6 +553,35 @@ static void run_chunk(const mimic_plan *p, int set, const void *in, void *out, i
                 add_act_f32(rows, n, x, x2, y, s->act, (float)s->a0, (float)s->a1);
             else
                 add_act_f64(rows, n, x, x2, y, s->act, s->a0, s->a1);
+            break;
+        case OP_CONV:
+        case OP_POOL:
+        case OP_GPOOL:
+        case OP_UPSAMPLE:
+            if (s->kind == OP_CONV)
+                run_conv(p, s, set, x, y, rows);
+            for (int64_t r = 0; s->kind != OP_CONV && r < rows; r++) {
+                const char *xr = (const char *)x + (size_t)(r * s->in) * p->esize;
+                char *yr = (char *)y + (size_t)(r * s->out) * p->esize;
+                if (s->kind == OP_UPSAMPLE && f32)
+                    upsample_f32(&s->g, s->osz, (const float *)xr, (float *)yr);
+                else if (s->kind == OP_UPSAMPLE)
+                    upsample_f64(&s->g, s->osz, (const double *)xr, (double *)yr);
+                else if (s->kind == OP_POOL && f32)
+                    pool_f32(&s->g, s->osz, s->max, (const float *)xr, (float *)yr);
+                else if (s->kind == OP_POOL)
+                    pool_f64(&s->g, s->osz, s->max, (const double *)xr, (double *)yr);
+                else if (f32)
+                    global_pool_f32(s->g.in_channels, s->g.size[0], s->max, (const float *)xr, (float *)yr);
+                else
+                    global_pool_f64(s->g.in_channels, s->g.size[0], s->max, (const double *)xr, (double *)yr);
+            }
+            if (s->act != MIMIC_ACT_IDENTITY) {
+                if (f32)
+                    bias_act_f32(rows, n, y, y, NULL, s->act, (float)s->a0, (float)s->a1);
+                else
+                    bias_act_f64(rows, n, y, y, NULL, s->act, s->a0, s->a1);
+            }
             break;
         }
     }
@@ -509,6 +678,6 @@ int64_t mimic_plan_chunk(const mimic_plan *p) { return p ? p->chunk : 0; }
 int mimic_plan_slots(const mimic_plan *p) { return p ? p->slots : 0; }
 size_t mimic_plan_workspace_bytes(const mimic_plan *p)
 {
-    return p ? (size_t)p->slots * (size_t)p->nbuf * p->buf_stride : 0;
+    return p ? (size_t)p->slots * ((size_t)p->nbuf * p->buf_stride + p->col_stride) : 0;
 }
 size_t mimic_plan_weight_bytes(const mimic_plan *p) { return p ? p->weight_bytes : 0; }

@@ -22,12 +22,11 @@
 -- through it). Each layer that has a C form also has m:lower() (the
 -- equivalent tree of built-in modules with fixed weights: Softplus, Sigmoid,
 -- BatchNorm1d as the affine scale/shift record, Linear as a fixed dense
--- record) and m:records() (its C layer records). Until mimic.plan and
--- mimic.modelfile call that hook themselves, compile and save a model
--- containing them with C.compile(model, opts) and C.save(model, path, opts):
--- they lower the whole tree to built-in modules (sharing the weights of the
--- built-in layers) and compile or save that. The DissipationLimiter takes two
--- inputs and is not a fixed map: it has no C form.
+-- record) and m:records() (its C layer records). model:compile() and
+-- model:save() lower such layers themselves (mimic.plan calls m:lower());
+-- C.compile(model, opts) and C.save(model, path, opts) do the same for the
+-- whole tree explicitly. The DissipationLimiter takes two inputs and is not a
+-- fixed map: it has no C form.
 local mimic = require "mimic"
 local nn = require "mimic.nn"
 local plan = require "mimic.plan"

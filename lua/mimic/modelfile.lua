@@ -1,7 +1,8 @@
 -- mimic.modelfile: versioned model files (docs/model-format.md, lua/lmodelfile.c).
 --
 --   model:save(path, {inputs = {{name =, units =, size =}, ...}, outputs = {...},
---                     encoders = {input = enc, output = enc}, meta = {...}, dtype =})
+--                     encoders = {input = enc, output = enc}, meta = {...}, dtype =,
+--                     input_shape = {C, ...} (convolutional models: the sample shape)})
 --       -> the content hash ("sha256:..."). Built-in Sequential models only.
 --   mimic.load_model(path) -> M with
 --       M:forward(x)          raw x [n, nin] (or [nin]) -> raw [n, nout] float64
@@ -15,7 +16,8 @@ local M = {}
 
 local function fail(msg) error(msg, 0) end
 
-local OPTS = { inputs = true, outputs = true, encoders = true, meta = true, dtype = true, nin = true, data_file = true }
+local OPTS = { inputs = true, outputs = true, encoders = true, meta = true, dtype = true, nin = true, data_file = true,
+               input_shape = true }
 
 local function enc_state(e, which)
   if e == nil then return nil end
@@ -28,13 +30,13 @@ function M.save(model, path, o)
   if type(path) ~= "string" then fail("model:save(path, {inputs =, outputs =, ...}): path must be a string") end
   o = o or {}
   for k in pairs(o) do
-    if not OPTS[k] then fail("model:save: unknown option '" .. tostring(k) .. "' (inputs, outputs, encoders, meta, dtype, nin, data_file)") end
+    if not OPTS[k] then fail("model:save: unknown option '" .. tostring(k) .. "' (inputs, outputs, encoders, meta, dtype, nin, data_file, input_shape)") end
   end
   model:check_builtin("a model file (model:save)")
   if not o.inputs or not o.outputs then
     fail("model:save: the contract is required: inputs = {{name =, units =, size =}, ...}, outputs = {...}")
   end
-  local nin = o.nin or plan.input_width(model)
+  local nin = plan.width_of(model, o, "model:save")
   if not nin then fail("model:save: cannot tell the input width; give nin =") end
   local dtype = o.dtype
   if not dtype then
@@ -54,7 +56,7 @@ function M.save(model, path, o)
     meta.data_file, meta.data_sha256 = o.data_file, h
   end
   return mimic.no_grad(function()
-    return mimic._save_model(path, plan.records(model, "save"), nin, dtype, o.inputs, o.outputs,
+    return mimic._save_model(path, (plan.records(model, "save", o.input_shape)), nin, dtype, o.inputs, o.outputs,
       enc_state(enc.input, "input"), enc_state(enc.output, "output"), meta)
   end)
 end

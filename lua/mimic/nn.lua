@@ -373,10 +373,12 @@ function Module:apply(f)
 end
 
 -- Raises a clear error naming the first user-defined module of the tree: for
--- writers of files that the C runtime must execute without Lua.
+-- writers of files that the C runtime must execute without Lua. A module with
+-- a lower() method (it returns the built-in modules it equals, as the layers
+-- of mimic.constraints do) counts as built-in.
 function Module:check_builtin(purpose)
   for _, e in ipairs(self:named_modules()) do
-    if not e[2]:is_builtin() then
+    if not e[2]:is_builtin() and type(e[2].lower) ~= "function" then
       raise(string.format("cannot save user-defined module '%s'%s into %s", typename(e[2]),
         e[1] == "" and "" or " (at '" .. e[1] .. "')", purpose or "a C-runnable model file"))
     end
@@ -1566,5 +1568,29 @@ function LastStep:forward(x)
   return x:select(d, x:size(d))
 end
 function LastStep:extra_repr() return self.batch_first and "batch_first=true" or "" end
+
+-- === Global pooling: nn.GlobalAvgPool1d/2d/3d, nn.GlobalMaxPool1d/2d/3d (issue #7, inference plan) ===
+-- GlobalAvgPoolNd() / GlobalMaxPoolNd(): [N, C, spatial...] (or unbatched
+-- [C, spatial...]) -> [N, C] ([C]): the mean or max over all spatial
+-- positions (PyTorch's AdaptiveAvgPoolNd(1) / AdaptiveMaxPoolNd(1) followed by
+-- a flatten). Compiled and saved as "global_avg_pool" / "global_max_pool".
+for nsp = 1, 3 do
+  for _, kind in ipairs({ "Avg", "Max" }) do
+    local name = "Global" .. kind .. "Pool" .. nsp .. "d"
+    local cls = builtin(name)
+    function cls:forward(x)
+      check_tensor(name, "input", x)
+      local unbatched = x:dim() == nsp + 1
+      if not unbatched and x:dim() ~= nsp + 2 then
+        raise(string.format("%s: input of shape %s must have %d dims (batch, channels, %d spatial) or %d (unbatched)",
+          name, shape_str(x), nsp + 2, nsp, nsp + 1))
+      end
+      local xb = unbatched and x:unsqueeze(1) or x
+      local f = xb:flatten(3)
+      local y = kind == "Avg" and f:mean(3) or f:max(3)
+      return unbatched and y:squeeze(1) or y
+    end
+  end
+end
 
 return nn

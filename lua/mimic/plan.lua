@@ -9,8 +9,15 @@
 -- Compiled layers: Sequential, Residual, Linear, ReLU, LeakyReLU, ELU, GELU,
 -- Tanh, Sigmoid, Softplus, Identity, LayerNorm (one normalized dim),
 -- BatchNorm1d (running statistics: its evaluation form) and Dropout (the
--- identity at inference). Anything else -- user-defined modules included --
--- is an error naming the module.
+-- identity at inference); convolutional models: Conv1d/2d/3d (zeros or
+-- circular padding, stride, dilation, groups), MaxPool/AvgPool 1d/2d/3d,
+-- GlobalAvgPool*/GlobalMaxPool*, Upsample (nearest, integer factors) and
+-- Flatten. Anything else -- user-defined
+-- modules included -- is an error naming the module.
+--
+-- Convolutional models need the per-sample input shape: {input_shape = {C,
+-- [D, [H,]] W}}. The plan still takes rows (the flattened sample, channels
+-- first); model:forward(x) with x [n, C, ...] uses the plan too, reshaping.
 --
 -- The plan is a snapshot of the weights at compile time. After
 -- model:compile(), model:forward(x) (a Sequential) runs the plan when
@@ -32,18 +39,125 @@ local function fail(msg) error(msg, 0) end
 
 -- Appends m's records to out; path names m in the tree for messages, which
 -- start with verb ("compile", "save").
-local function flatten(m, path, out, verb)
+local NSP = { Conv1d = 1, Conv2d = 2, Conv3d = 3, MaxPool1d = 1, MaxPool2d = 2, MaxPool3d = 3,
+              AvgPool1d = 1, AvgPool2d = 2, AvgPool3d = 3 }
+local GLOBAL = { GlobalAvgPool1d = "global_avg_pool", GlobalAvgPool2d = "global_avg_pool",
+                 GlobalAvgPool3d = "global_avg_pool", GlobalMaxPool1d = "global_max_pool",
+                 GlobalMaxPool2d = "global_max_pool", GlobalMaxPool3d = "global_max_pool" }
+
+local function prod(t)
+  local p = 1
+  for _, v in ipairs(t) do p = p * v end
+  return p
+end
+
+-- The spatial record of conv/pool module m on per-sample shape st.shape
+-- ({C, sizes...}); updates st.shape to the output shape.
+local function spatial_record(m, t, st, verb, where)
+  local nsp = NSP[t]
+  local sh = st.shape
+  if not sh or #sh ~= nsp + 1 then
+    fail(string.format("%s: %s%s needs a [C, %d spatial] sample, but the shape there is %s; give "
+      .. "input_shape = {C, ...} (channels first)", verb, tostring(m), where, nsp,
+      sh and ("[" .. table.concat(sh, ", ") .. "]") or "unknown"))
+  end
+  local r = { ndim = nsp, in_channels = sh[1], size = {}, kernel = m.kernel_size, stride = m.stride,
+              dilation = m.dilation or {} }
+  for i = 1, nsp do r.size[i] = sh[i + 1]; r.dilation[i] = r.dilation[i] or 1 end
+  if t:sub(1, 4) == "Conv" then
+    r.type, r.out_channels, r.groups = "conv", m.out_channels, m.groups
+    r.circular = m.padding_mode == "circular"
+    r.weight, r.bias = m.weight, m.bias
+    if m.padding == "same" then
+      r.padding = {}
+      for i = 1, nsp do
+        local tot = r.dilation[i] * (r.kernel[i] - 1)
+        if tot % 2 ~= 0 then
+          fail(string.format("%s: %s%s: padding 'same' with an even window is asymmetric; give explicit padding",
+            verb, tostring(m), where))
+        end
+        r.padding[i] = tot // 2
+      end
+    else
+      r.padding = m.padding
+    end
+  else
+    r.type = t:sub(1, 3) == "Max" and "max_pool" or "avg_pool"
+    r.padding = m.padding
+    r.circular = r.type == "avg_pool" and m.count_include_pad
+  end
+  local o = { r.out_channels or sh[1] }
+  for i = 1, nsp do
+    local span = r.dilation[i] * (r.kernel[i] - 1) + 1
+    local room = r.size[i] + 2 * r.padding[i]
+    if room < span then
+      fail(string.format("%s: %s%s: the window does not fit the input size %d (dim %d)", verb, tostring(m),
+        where, r.size[i], i))
+    end
+    o[i + 1] = (room - span) // r.stride[i] + 1
+  end
+  st.shape = o
+  return r
+end
+
+local function flatten(m, path, out, verb, st)
   local t = m.__typename
   local where = path == "" and "" or " (at '" .. path .. "')"
   local function child_path(name) return path == "" and name or path .. "." .. name end
   if t == "Sequential" then
-    for _, e in ipairs(m:named_children()) do flatten(e[2], child_path(e[1]), out, verb) end
+    for _, e in ipairs(m:named_children()) do flatten(e[2], child_path(e[1]), out, verb, st) end
   elseif t == "Residual" then
     out[#out + 1] = { type = "residual_begin" }
-    flatten(m._modules["1"], child_path("1"), out, verb)
+    flatten(m._modules["1"], child_path("1"), out, verb, st)
     out[#out + 1] = { type = "residual_end" }
   elseif t == "Linear" then
     out[#out + 1] = { type = "dense", weight = m.weight, bias = m.bias }
+    st.shape = { m.out_features }
+  elseif NSP[t] then
+    out[#out + 1] = spatial_record(m, t, st, verb, where)
+  elseif GLOBAL[t] then
+    if not st.shape or #st.shape < 2 then
+      fail(string.format("%s: %s%s needs a [C, spatial...] sample; give input_shape = {C, ...}", verb,
+        tostring(m), where))
+    end
+    out[#out + 1] = { type = GLOBAL[t], channels = st.shape[1] }
+    st.shape = { st.shape[1] }
+  elseif t == "Upsample" then
+    local sh = st.shape
+    local label = verb == "save" and "file" or "compiled"
+    if not sh or #sh < 2 or #sh > 4 then
+      fail(string.format("%s: %s%s needs a [C, spatial...] sample; give input_shape = {C, ...}", verb, tostring(m), where))
+    end
+    if m.mode ~= "nearest" then
+      fail(string.format("%s: %s%s: only mode 'nearest' has a %s form", verb, tostring(m), where, label))
+    end
+    local nsp = #sh - 1
+    local r = { type = "upsample", ndim = nsp, in_channels = sh[1], size = {}, stride = {} }
+    local o = { sh[1] }
+    for i = 1, nsp do
+      local f
+      if m.scale_factor ~= nil then
+        f = type(m.scale_factor) == "table" and m.scale_factor[i] or m.scale_factor
+      else
+        local sz = type(m.size) == "table" and m.size[i] or m.size
+        f = sz / sh[i + 1]
+      end
+      if math.type(f) ~= "integer" and not (type(f) == "number" and f == math.floor(f)) then
+        fail(string.format("%s: %s%s: only integer scale factors have a %s form", verb, tostring(m), where, label))
+      end
+      f = math.tointeger(f)
+      r.size[i], r.stride[i] = sh[i + 1], f
+      o[i + 1] = sh[i + 1] * f
+    end
+    st.shape = o
+    out[#out + 1] = r
+  elseif t == "Flatten" then
+    if m.start_dim ~= 2 or m.end_dim ~= -1 then
+      fail(string.format("%s: %s%s: only Flatten(2, -1) (all but the batch dim) has a %s form", verb,
+        tostring(m), where, verb == "save" and "file" or "compiled"))
+    end
+    out[#out + 1] = { type = "flatten" }
+    if st.shape then st.shape = { prod(st.shape) } end
   elseif ACT[t] then
     out[#out + 1] = { type = ACT[t], p0 = m.negative_slope or m.alpha or m.beta, p1 = m.threshold }
   elseif t == "Dropout" then
@@ -61,9 +175,13 @@ local function flatten(m, path, out, verb)
     end
     out[#out + 1] = { type = "batchnorm1d", eps = m.eps, mean = m.running_mean, var = m.running_var,
       weight = m.weight, bias = m.bias }
+  elseif type(m.lower) == "function" then
+    -- a module that says which built-in modules it equals (mimic.constraints)
+    flatten(m:lower(), path, out, verb, st)
   else
     fail(string.format("%s: nn.%s%s has no %s form (%s: Sequential, Residual, Linear, "
-      .. "activations, LayerNorm, BatchNorm1d, Dropout)", verb, tostring(t), where,
+      .. "activations, LayerNorm, BatchNorm1d, Dropout, Conv1d/2d/3d, MaxPool/AvgPool, GlobalAvgPool/GlobalMaxPool, "
+      .. "Upsample (nearest), Flatten)", verb, tostring(t), where,
       verb == "save" and "file" or "compiled", verb == "save" and "saved" or "compiled"))
   end
   return out
@@ -72,8 +190,43 @@ end
 -- The flat layer records of a built-in module tree (the list that
 -- mimic.compile_layers and mimic._save_model take; lua/lplan.c). verb
 -- ("compile" by default, "save") starts the error messages.
-function plan.records(model, verb)
-  return flatten(model, "", {}, verb or "compile")
+-- input_shape: the per-sample shape {C, sizes...} (needed by spatial
+-- layers). Returns the records and the per-sample output shape (nil if
+-- unknown).
+function plan.records(model, verb, input_shape)
+  local st = { shape = input_shape }
+  local recs = flatten(model, "", {}, verb or "compile", st)
+  return recs, st.shape
+end
+
+-- True if the model has layers that need the input's spatial shape.
+function plan.is_spatial(m)
+  for _, e in ipairs(m:named_modules()) do
+    local t = e[2].__typename
+    if NSP[t] or GLOBAL[t] or t == "Upsample" then return true end
+  end
+  return false
+end
+
+-- The input width from opts.input_shape / opts.nin / the first layer; errors
+-- for spatial models without input_shape. verb starts the messages.
+function plan.width_of(model, opts, verb)
+  local shp = opts.input_shape
+  if shp ~= nil then
+    if type(shp) ~= "table" or #shp < 1 then fail(verb .. ": input_shape must be a table {C, sizes...}") end
+    for _, v in ipairs(shp) do
+      if math.type(v) ~= "integer" or v < 1 then fail(verb .. ": input_shape entries must be integers >= 1") end
+    end
+    local nin = prod(shp)
+    if opts.nin and opts.nin ~= nin then
+      fail(string.format("%s: nin = %d but input_shape gives %d", verb, opts.nin, nin))
+    end
+    return nin
+  end
+  if plan.is_spatial(model) then
+    fail(verb .. ": a convolutional model needs the sample shape: give input_shape = {C, [D, [H,]] W} (channels first)")
+  end
+  return opts.nin or plan.input_width(model)
 end
 
 -- The input width: from the first layer that has one (nil if none has).
@@ -87,9 +240,9 @@ function plan.input_width(m)
 end
 
 local function check_opts(opts)
-  local known = { dtype = true, chunk = true, deterministic = true, nin = true }
+  local known = { dtype = true, chunk = true, deterministic = true, nin = true, input_shape = true }
   for k in pairs(opts) do
-    if not known[k] then fail("compile: unknown option '" .. tostring(k) .. "' (dtype, chunk, deterministic, nin)") end
+    if not known[k] then fail("compile: unknown option '" .. tostring(k) .. "' (dtype, chunk, deterministic, nin, input_shape)") end
   end
 end
 
@@ -101,7 +254,7 @@ function plan.compile(model, opts)
   opts = opts or {}
   check_opts(opts)
   model:check_builtin("a compiled inference plan (model:compile)")
-  local nin = opts.nin or plan.input_width(model)
+  local nin = plan.width_of(model, opts, "compile")
   if not nin then
     fail("compile: cannot tell the input width (no Linear, LayerNorm or BatchNorm1d); give {nin = ...}")
   end
@@ -110,11 +263,14 @@ function plan.compile(model, opts)
     local ps = model:parameters()
     dtype = ps[1] and ps[1]:dtype() or "float32"
   end
+  local out_shape
   local p = mimic.no_grad(function()
-    local records = plan.records(model, "compile")
+    local records
+    records, out_shape = plan.records(model, "compile", opts.input_shape)
     return mimic.compile_layers(records, nin, { dtype = dtype, chunk = opts.chunk, deterministic = opts.deterministic })
   end)
   rawset(model, "_compiled", p)
+  rawset(model, "_compiled_shapes", opts.input_shape and { opts.input_shape, out_shape } or nil)
   return p
 end
 
@@ -123,6 +279,18 @@ function plan.try_forward(model, x)
   local p = rawget(model, "_compiled")
   if not p or model.training or mimic.is_grad_enabled() or not mimic.is_tensor(x) then return nil end
   local d = x:dim()
+  local shapes = rawget(model, "_compiled_shapes")
+  if shapes then -- [n, C, ...] or [C, ...] samples: rows in, the output shape back
+    local ins, outs = shapes[1], shapes[2]
+    local lead = d - #ins
+    if (lead ~= 0 and lead ~= 1) or x:dtype() ~= p:dtype() then return nil end
+    for i = 1, #ins do if x:size(lead + i) ~= ins[i] then return nil end end
+    local n = lead == 1 and x:size(1) or 1
+    local y = p:forward(x:reshape({ n, p:nin() }))
+    local shp = lead == 1 and { n } or {}
+    for _, v in ipairs(outs or { p:nout() }) do shp[#shp + 1] = v end
+    return y:reshape(shp)
+  end
   if (d ~= 1 and d ~= 2) or x:size(d) ~= p:nin() or x:dtype() ~= p:dtype() then return nil end
   return p:forward(x)
 end

@@ -287,7 +287,7 @@ TEST(test_every_validation_error)
         {STR("mimic_format", "mimic-modelx"), MIMIC_EIO, "not a mimic model file"},
         {{.op = ED_DROP, .name = "mimic_format"}, MIMIC_EIO, "not a mimic model file"},
         {{.op = ED_INT, .name = "mimic_format", .i = 1}, MIMIC_EIO, "not a mimic model file"},
-        {STR("layers/004/type", "conv2d"), MIMIC_EIO, "layers/004: unknown layer type 'conv2d' at layer index 4"},
+        {STR("layers/004/type", "conv4d"), MIMIC_EIO, "layers/004: unknown layer type 'conv4d' at layer index 4"},
         {STR("dtype", "int64"), MIMIC_EDTYPE, "'dtype' is 'int64'"},
         {STR("dtype", "float64"), MIMIC_EDTYPE, "is float32, expected float64"},
         {{.op = ED_INT, .name = "nin", .i = 4}, MIMIC_ESHAPE, "'in' is 3 but the previous layer gives 4"},
@@ -405,6 +405,158 @@ TEST(test_out_of_memory)
     CHECK(ok == 1 && fails > 10);
 }
 
+/* A small CNN on rows of [2, 12] samples: conv1d (circular, groups 2,
+ * stride 2, dilation 2), relu, max pool, conv1d, avg pool (no pad count),
+ * global average pool, flatten, dense. */
+static mimic_model *cnn_model(mimic_dtype dt)
+{
+    mimic_model *m = mimic_model_new(dt, 2 * 12);
+    double w[64], b[8];
+    for (int i = 0; i < 64; i++)
+        w[i] = sin(0.7 * i + 0.3) * 0.5;
+    for (int i = 0; i < 8; i++)
+        b[i] = 0.1 * i - 0.2;
+    float wf[64], bf[8];
+    for (int i = 0; i < 64; i++) wf[i] = (float)w[i];
+    for (int i = 0; i < 8; i++) bf[i] = (float)b[i];
+    const void *W = dt == MIMIC_F32 ? (const void *)wf : (const void *)w, *B = dt == MIMIC_F32 ? (const void *)bf : (const void *)b;
+    mimic_spatial c1 = {.ndim = 1, .in_channels = 2, .out_channels = 4, .groups = 2, .size = {12}, .kernel = {3},
+                        .stride = {2}, .padding = {2}, .dilation = {2}, .circular = 1};      /* 12 -> 6 */
+    mimic_spatial p1 = {.ndim = 1, .in_channels = 4, .size = {6}, .kernel = {2}, .stride = {1}, .dilation = {1}}; /* 6 -> 5 */
+    mimic_spatial c2 = {.ndim = 1, .in_channels = 4, .out_channels = 3, .groups = 1, .size = {5}, .kernel = {3},
+                        .stride = {1}, .padding = {1}, .dilation = {1}};                    /* 5 -> 5 */
+    mimic_spatial p2 = {.ndim = 1, .in_channels = 3, .size = {5}, .kernel = {2}, .stride = {2}, .padding = {1},
+                        .dilation = {1}, .circular = 0};                                    /* 5 -> 3 */
+    int rc = mimic_model_add_conv(m, &c1, W, B);
+    if (!rc) rc = mimic_model_add_activation(m, MIMIC_ACT_RELU, 0, 0);
+    if (!rc) rc = mimic_model_add_pool(m, true, &p1);
+    if (!rc) rc = mimic_model_add_conv(m, &c2, W, NULL);
+    if (!rc) rc = mimic_model_add_pool(m, false, &p2);
+    if (!rc) rc = mimic_model_add_global_pool(m, false, 3);
+    if (!rc) rc = mimic_model_add_flatten(m);
+    if (!rc) rc = mimic_model_add_dense(m, 2, W, B);
+    if (rc) {
+        mimic_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static const mimic_io_var cnn_in[] = {{"field", "1", 24}}, cnn_out[] = {{"class", "1", 2}};
+static const mimic_contract cnn_contract = {1, 1, cnn_in, cnn_out};
+
+TEST(test_conv_records)
+{
+    mimic_dtype dts[2] = {MIMIC_F32, MIMIC_F64};
+    for (int k = 0; k < 2; k++) {
+        mimic_model *m = cnn_model(dts[k]);
+        CHECK_PTR(m);
+        CHECK(mimic_model_nout(m) == 2);
+        CHECK_OK(mimic_model_save(pbase, m, &cnn_contract, NULL, NULL, NULL));
+        mimic_model_info *info = NULL;
+        mimic_model *r = mimic_model_load(pbase, &info);
+        CHECK_PTR(r);
+        char h0[72];
+        CHECK_OK(mimic_model_hash(m, &cnn_contract, NULL, NULL, h0));
+        CHECK(info && strcmp(info->hash, h0) == 0);
+        CHECK(mimic_model_num_layers(r) == 8);
+        /* the same records: identical outputs */
+        double x[4 * 24], y0[8], y1[8];
+        for (int i = 0; i < 4 * 24; i++)
+            x[i] = cos(0.37 * i);
+        CHECK_OK(run_raw(m, NULL, NULL, x, 2, y0));
+        CHECK_OK(run_raw(r, NULL, NULL, x, 2, y1));
+        CHECK(memcmp(y0, y1, sizeof(double) * 4) == 0);
+        for (int i = 0; i < mimic_model_num_layers(m); i++) {
+            mimic_layer_info a, b;
+            CHECK_OK(mimic_model_layer(m, i, &a));
+            CHECK_OK(mimic_model_layer(r, i, &b));
+            CHECK(strcmp(a.type, b.type) == 0 && a.in == b.in && a.out == b.out && !a.spatial == !b.spatial);
+            if (a.spatial)
+                CHECK(memcmp(a.spatial, b.spatial, sizeof *a.spatial) == 0);
+        }
+        mimic_model_info_free(info);
+        mimic_model_free(r);
+        mimic_model_free(m);
+    }
+    /* the hash covers the geometry: the circular_padding and count_include_pad edits below are
+     * caught as hash mismatches */
+    mimic_model *m;
+    /* hostile edits of the spatial records: layer 0 conv1d, 2 max_pool1d, 3 conv1d, 4 avg_pool1d,
+     * 5 global_avg_pool, 6 flatten */
+    m = cnn_model(MIMIC_F32);
+    CHECK_OK(mimic_model_save(pbase, m, &cnn_contract, NULL, NULL, NULL));
+    mimic_model_free(m);
+    bad_case cases[] = {
+        {{.op = ED_INT, .name = "layers/000/circular_padding", .i = 0}, MIMIC_EIO, "content hash mismatch"},
+        {{.op = ED_INT, .name = "layers/000/circular_padding", .i = 2}, MIMIC_EVALUE, "'layers/000/circular_padding' is 2, expected 0..1"},
+        {{.op = ED_INT, .name = "layers/000/groups", .i = 3}, MIMIC_EVALUE, "groups 3 must divide in_channels 2"},
+        {{.op = ED_INT, .name = "layers/000/groups", .i = 0}, MIMIC_EVALUE, "'layers/000/groups' is 0, expected 1..1048576"},
+        {{.op = ED_INT, .name = "layers/000/size_0", .i = 11}, MIMIC_ESHAPE, "the geometry maps 22 features to"},
+        {{.op = ED_INT, .name = "layers/000/kernel_0", .i = 30}, MIMIC_ESHAPE, "the window does not fit size 12"},
+        {{.op = ED_INT, .name = "layers/000/stride_0", .i = -1}, MIMIC_EVALUE, "'layers/000/stride_0' is -1"},
+        {{.op = ED_INT, .name = "layers/000/padding_0", .i = 13}, MIMIC_EVALUE, "circular padding_0 = 13 is larger than size_0 = 12"},
+        {{.op = ED_INT, .name = "layers/000/dilation_0", .i = (int64_t)1 << 40}, MIMIC_EVALUE, "'layers/000/dilation_0' is 1099511627776"},
+        {{.op = ED_INT, .name = "layers/000/out_channels", .i = 6}, MIMIC_ESHAPE, "the geometry maps 24 features to 36"},
+        {{.op = ED_DROP, .name = "layers/000/kernel_0"}, MIMIC_EIO, "'layers/000/kernel_0' is missing"},
+        {{.op = ED_DROP, .name = "layers/000/weight"}, MIMIC_EIO, "'layers/000/weight' is missing"},
+        {{.op = ED_TENSOR, .name = "layers/000/weight", .dt = MIMIC_F32, .ndim = 2, .shape = {4, 6}}, MIMIC_ESHAPE, "'layers/000/weight' has shape [4, 6], expected [4, 3]"},
+        {{.op = ED_TENSOR, .name = "layers/000/bias", .dt = MIMIC_F32, .ndim = 1, .shape = {24}}, MIMIC_ESHAPE, "'layers/000/bias' has shape [24], expected [4]"},
+        {{.op = ED_ELEM, .name = "layers/000/weight", .elem = 2, .d = NAN}, MIMIC_EVALUE, "element 2 is nan"},
+        {{.op = ED_ADD_INT, .name = "layers/000/kernel_1", .i = 3}, MIMIC_EIO, "unexpected entry 'layers/000/kernel_1'"},
+        {STR("layers/000/type", "conv2d"), MIMIC_EIO, "'layers/000/size_1' is missing"},
+        {STR("layers/002/type", "avg_pool1d"), MIMIC_EIO, "'layers/002/count_include_pad' is missing"},
+        {{.op = ED_INT, .name = "layers/002/padding_0", .i = 2}, MIMIC_EVALUE, "padding_0 = 2 is more than half the kernel 2"},
+        {{.op = ED_INT, .name = "layers/002/in_channels", .i = 3}, MIMIC_ESHAPE, "the geometry maps 18 features to 15"},
+        {{.op = ED_INT, .name = "layers/004/count_include_pad", .i = 1}, MIMIC_EIO, "content hash mismatch"},
+        {{.op = ED_INT, .name = "layers/005/channels", .i = 2}, MIMIC_ESHAPE, "2 channels: 'in' (9) must be a multiple"},
+        {{.op = ED_INT, .name = "layers/006/out", .i = 4}, MIMIC_ESHAPE, "layers/006 (flatten): 'out' is 4, expected 3"},
+    };
+    int n = (int)(sizeof cases / sizeof cases[0]);
+    for (int k = 0; k < n; k++) {
+        if (mf_rewrite(pbase, pedit, &cases[k].e, 1) != 0) {
+            fprintf(stderr, "conv case %d (%s): rewrite failed: %s\n", k, cases[k].e.name, mimic_errmsg());
+            check_failures++;
+            continue;
+        }
+        mimic_model *r = mimic_model_load(pedit, NULL);
+        if (r || mimic_errcode() != cases[k].code || !strstr(mimic_errmsg(), cases[k].msg)) {
+            fprintf(stderr, "conv case %d (%s): got %s %d \"%s\", expected %d \"%s\"\n", k, cases[k].e.name,
+                    r ? "success" : "error", mimic_errcode(), r ? "" : mimic_errmsg(), cases[k].code, cases[k].msg);
+            check_failures++;
+        }
+        mimic_model_free(r);
+    }
+    /* an upsample record: round trip, then its checks */
+    m = mimic_model_new(MIMIC_F64, 2 * 3 * 4);
+    mimic_spatial up = {.ndim = 2, .in_channels = 2, .size = {3, 4}, .stride = {2, 3}};
+    CHECK_OK(mimic_model_add_upsample(m, &up));
+    CHECK_OK(mimic_model_save(pbase, m, &(mimic_contract){1, 1, (mimic_io_var[]){{"f", "1", 24}},
+                                                          (mimic_io_var[]){{"g", "1", 144}}}, NULL, NULL, NULL));
+    mimic_model_free(m);
+    mimic_model *r = mimic_model_load(pbase, NULL);
+    CHECK_PTR(r);
+    mimic_layer_info li;
+    CHECK(r && mimic_model_layer(r, 0, &li) == 0 && strcmp(li.type, "upsample2d") == 0 && li.out == 144 &&
+          li.spatial->stride[1] == 3);
+    mimic_model_free(r);
+    bad_case ucases[] = {
+        {{.op = ED_INT, .name = "layers/000/scale_1", .i = 65}, MIMIC_EVALUE, "scale_1 = 65, expected 1..64"},
+        {{.op = ED_INT, .name = "layers/000/scale_0", .i = 1}, MIMIC_ESHAPE, "the geometry maps 24 features to 72"},
+        {{.op = ED_INT, .name = "layers/000/size_0", .i = 4}, MIMIC_ESHAPE, "the geometry maps 32 features"},
+        {{.op = ED_DROP, .name = "layers/000/scale_0"}, MIMIC_EIO, "'layers/000/scale_0' is missing"},
+    };
+    for (int k = 0; k < (int)(sizeof ucases / sizeof ucases[0]); k++) {
+        CHECK(mf_rewrite(pbase, pedit, &ucases[k].e, 1) == 0);
+        mimic_model *b = mimic_model_load(pedit, NULL);
+        if (b || mimic_errcode() != ucases[k].code || !strstr(mimic_errmsg(), ucases[k].msg)) {
+            fprintf(stderr, "upsample case %d: got \"%s\", expected \"%s\"\n", k, b ? "" : mimic_errmsg(), ucases[k].msg);
+            check_failures++;
+        }
+        mimic_model_free(b);
+    }
+}
+
 int main(void)
 {
     setup();
@@ -416,6 +568,7 @@ int main(void)
     RUN(test_bad_files);
     RUN(test_every_validation_error);
     RUN(test_out_of_memory);
+    RUN(test_conv_records);
     teardown();
     return CHECK_DONE();
 }

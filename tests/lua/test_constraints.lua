@@ -161,6 +161,15 @@ function test_compiled_and_saved_forms()
       os.remove(path)
       lu.assertTrue(maxdiff(L:forward(x:double()), ref) < tol, e[2] .. " saved " .. dt)
       if e[2] == "cons" then lu.assertTrue((L:forward(x:double()):sum(2) - 1.25):abs():max():item() < 10 * tol) end
+      -- model:compile() and model:save() lower constraint layers themselves
+      local m2 = e[1]:evaluate()
+      lu.assertTrue(maxdiff(m2:compile():forward(x), ref) < tol, e[2] .. " model:compile " .. dt)
+      local path2 = os.tmpname()
+      m2:save(path2, { inputs = { { name = "x", units = "1", size = 3 } },
+        outputs = { { name = "y", units = "1", size = ref:size(2) } } })
+      local L2 = mimic.load_model(path2)
+      os.remove(path2)
+      lu.assertTrue(maxdiff(L2:forward(x:double()), ref) < tol, e[2] .. " model:save " .. dt)
     end
     -- per-layer records use existing record types only
     local kinds = {}

@@ -20,6 +20,25 @@
  *   "residual_begin" / "residual_end": y = x + f(x) where f is the records in
  *                   between (nestable); f must map width w to w.
  *
+ * Spatial records (convolutional models). A row is still one sample: the
+ * flattened [C, D, H, W] array (row-major, channels first; 1-D and 2-D
+ * drop D, H), so the row contract, embedding and model files are unchanged.
+ * Each record carries its geometry (mimic_spatial) and so its input and
+ * output widths C * prod(size):
+ *   "conv1d", "conv2d", "conv3d": weight [out_ch, in_ch/groups, k...]
+ *                   (PyTorch's layout, stored as [out_ch, in_ch/groups*prod k]),
+ *                   bias [out_ch] (optional); stride, padding, dilation,
+ *                   groups, padding mode zeros or circular (periodic)
+ *   "max_pool1d/2d/3d" : kernel, stride, padding (padding never wins), dilation
+ *   "avg_pool1d/2d/3d" : kernel, stride, padding, count_include_pad (the
+ *                   `circular` field: 1 = divide by prod k, 0 = by the
+ *                   window's in-bounds count)
+ *   "global_avg_pool", "global_max_pool": [C, spatial...] -> [C]
+ *   "flatten"      : no-op on rows, recorded so a file reads like the model
+ *   "upsample1d/2d/3d": nearest-neighbour upsampling by an integer factor
+ *                   per dim (the `stride` field): out size = size * factor
+ * Output size per dim: (size + 2 pad - dil (k - 1) - 1) / stride + 1 (floor).
+ *
  * Plan: mimic_plan_new copies the weights (the model may be freed after) and
  * allocates every buffer once. mimic_plan_run then allocates nothing. It
  * processes the batch in chunks of at most `chunk` rows, spread over the
@@ -32,10 +51,20 @@
  * included); plus the weights (same count as the model's, transposed to
  * [in, out] for the dense layers). mimic_plan_workspace_bytes reports it.
  *
+ * Spatial records: a conv layer runs per sample, over tiles of `tile`
+ * output positions: im2col of the tile into a column buffer [K, tile]
+ * (K = in/groups * prod k) and one sgemm/dgemm per group into the output
+ * rows (bias pre-filled, activation fused in the pass after). The gemm
+ * shape never depends on the batch size. tile = max(16, 256 KiB / (K es))
+ * capped at the output size. Pools run directly. Models with spatial
+ * records pick chunk (when 0) from the same 256 KiB rule but down to 1 row.
+ * Workspace then adds slots * max over conv layers of K * tile * es.
+ *
  * Deterministic mode: a row's output is bit-identical whatever the batch
  * size, chunking and thread count. BLAS gemm results can depend on the
  * matrix sizes (kernel blocking), so in this mode dense layers use mimic's
- * own kernel: each output is a dot product summed in input order (slower).
+ * own kernel: each output is a dot product summed in input order (slower);
+ * conv layers likewise (sum over K in order, independent of the tiling).
  *
  * Errors: NULL / negative status with mimic_errmsg(), as everywhere. A NaN or
  * Inf in the input is not an error: it propagates to the outputs it reaches.
@@ -77,6 +106,28 @@ int mimic_model_add_affine(mimic_model *m, const void *scale, const void *shift)
 int mimic_model_begin_residual(mimic_model *m);
 int mimic_model_end_residual(mimic_model *m); /* MIMIC_ESHAPE if f changed the width */
 
+/* Geometry of a spatial record (unused trailing dims ignored). */
+typedef struct mimic_spatial {
+    int ndim;                      /* spatial dims, 1..3 */
+    int64_t in_channels, out_channels, groups; /* pools: out = in, groups 1 */
+    int64_t size[3];               /* input spatial size (D, H, W order) */
+    int64_t kernel[3], stride[3], padding[3], dilation[3];
+    int circular;                  /* conv: circular padding; avg pool: count_include_pad */
+} mimic_spatial;
+/* The output spatial size of g in dim d (0 if the window does not fit). */
+int64_t mimic_spatial_out(const mimic_spatial *g, int d);
+/* Convolution; g->size must give the current width with g->in_channels.
+ * weight [out, in/groups, k...] (PyTorch layout), bias [out] or NULL. */
+int mimic_model_add_conv(mimic_model *m, const mimic_spatial *g, const void *weight, const void *bias);
+/* Max (max = true) or average pooling; g->out_channels and groups ignored. */
+int mimic_model_add_pool(mimic_model *m, bool max, const mimic_spatial *g);
+/* Global pooling over all spatial positions of `channels` channels. */
+int mimic_model_add_global_pool(mimic_model *m, bool max, int64_t channels);
+int mimic_model_add_flatten(mimic_model *m);
+/* Nearest upsampling: g->stride[d] is the integer factor (1..64) of dim d;
+ * kernel, padding, dilation, out_channels, groups ignored. */
+int mimic_model_add_upsample(mimic_model *m, const mimic_spatial *g);
+
 int64_t mimic_model_nin(const mimic_model *m);
 int64_t mimic_model_nout(const mimic_model *m); /* width after the last record */
 mimic_dtype mimic_model_dtype(const mimic_model *m);
@@ -91,6 +142,7 @@ typedef struct mimic_layer_info {
     const char *weight_name[2]; /* "weight"/"bias" or "scale"/"shift"; NULL entries absent */
     const void *weight[2];
     int64_t weight_rows[2], weight_cols[2]; /* [rows, cols]; a vector is [1, w] */
+    const mimic_spatial *spatial; /* conv / pool records: the geometry; else NULL */
 } mimic_layer_info;
 int mimic_model_layer(const mimic_model *m, int i, mimic_layer_info *info);
 
