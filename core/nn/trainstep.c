@@ -36,13 +36,16 @@
 #include <omp.h>
 #endif
 
+#include "tanh_vec.h"
+
 #define T float
 #define SFX(name) name##_f32
 #define EXP expf
 #define EXPM1 expm1f
 #define LOG1P log1pf
-#define TANH tanhf
+#define TANH tanhf_vec
 #define SQRT sqrtf
+#include "act_kernel.h"
 #include "trainstep_kernels.h"
 #undef T
 #undef SFX
@@ -58,6 +61,7 @@
 #define LOG1P log1p
 #define TANH tanh
 #define SQRT sqrt
+#include "act_kernel.h"
 #include "trainstep_kernels.h"
 #undef T
 #undef SFX

@@ -2,8 +2,8 @@
  * type by trainstep.c: it defines T (float/double), SFX(name), EXP, EXPM1,
  * LOG1P, TANH, GEMM (cblas_sgemm/dgemm), then includes this file.
  *
- * Matrices are row-major [rows, n]. Forward values follow core/nn/kernels.h
- * (the inference plan's), derivatives the formulas of the autograd ops the
+ * Matrices are row-major [rows, n]. Forward values are core/nn/kernels.h's
+ * (act_kernel.h's act1, included before this file), derivatives the formulas of the autograd ops the
  * Lua layers are made of, so the two paths agree to rounding. */
 
 #ifndef TS_SIMD
@@ -18,28 +18,6 @@
 
 #endif
 
-static inline T SFX(ts_act)(T v, mimic_activation act, T a0, T a1)
-{
-    switch (act) {
-    case MIMIC_ACT_RELU: return v < 0 ? (T)0 : v;
-    case MIMIC_ACT_LEAKY_RELU: return v < 0 ? v * a0 : v;
-    case MIMIC_ACT_ELU: return v < 0 ? a0 * EXPM1(v) : v;
-    case MIMIC_ACT_GELU: {
-        const T c = (T)0.7978845608028654; /* sqrt(2/pi) */
-        return (T)0.5 * v * ((T)1 + TANH(c * (v + (T)0.044715 * v * v * v)));
-    }
-    case MIMIC_ACT_TANH: return TANH(v);
-    case MIMIC_ACT_SIGMOID: return (T)1 / ((T)1 + EXP(-v));
-    case MIMIC_ACT_SOFTPLUS: {
-        T z = a0 * v;
-        if (z > a1)
-            return v;
-        T az = z < 0 ? -z : z;
-        return ((z > 0 ? z : (T)0) + LOG1P(EXP(-az))) / a0;
-    }
-    default: return v;
-    }
-}
 
 /* d act / d z at pre-activation z with output a. At z == 0: relu 0, leaky
  * relu its slope, elu alpha (the Lua layers' conventions, PyTorch's). */
@@ -80,7 +58,7 @@ TS_CLONES static void SFX(ts_bias_act)(int64_t rows, int64_t n, T *z, T *a, cons
         TS_SIMD for (int64_t i = 0; i < m; i++) a[i] = z[i] < 0 ? z[i] * a0 : z[i];
     } else {
         for (int64_t i = 0; i < m; i++)
-            a[i] = SFX(ts_act)(z[i], act, a0, a1);
+            a[i] = SFX(act1)(z[i], act, a0, a1);
     }
 }
 
