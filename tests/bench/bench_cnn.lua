@@ -19,12 +19,10 @@
 local mimic = require "mimic"
 local nn = require "mimic.nn"
 local optim = require "mimic.optim"
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local bench = require "benchlib"
 
-local repeats = tonumber(os.getenv("MIMIC_BENCH_REPEATS") or "") or 5
-local use_torch = os.getenv("MIMIC_TORCH") ~= "0"
-local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-
-mimic.set_num_threads(2)
+local repeats = bench.setup(5)
 mimic.manual_seed(0)
 
 local model = nn.Sequential(nn.Conv3d(8, 16, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool3d(2),
@@ -73,58 +71,21 @@ for _, k in ipairs(ORDER) do MODES[k]() end
 
 local tm, tt = { plan = {}, ops = {}, train = {} }, { inference = {}, train = {} }
 
-local function median(t)
-  local s = {}
-  for i, v in ipairs(t) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n == 0 then return nil end
-  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
-end
-
-local torch_ok = use_torch
+local torch = bench.torch("bench_cnn", "torch_cnn.py")
 for _ = 1, repeats do
-  for _, k in ipairs(ORDER) do
-    collectgarbage()
-    local t0 = mimic.clock()
-    MODES[k]()
-    tm[k][#tm[k] + 1] = mimic.clock() - t0
-  end
-  if torch_ok then
-    local p = io.popen("/usr/bin/python3 " .. here .. "/torch_cnn.py 1 2>/dev/null")
-    local got = 0
-    for line in p:lines() do
-      local mode, t = line:match("^torch_cnn (%S+) (%S+)")
-      if mode and tt[mode] then tt[mode][#tt[mode] + 1] = tonumber(t); got = got + 1 end
-    end
-    p:close()
-    if got == 0 then
-      io.stderr:write("bench_cnn: no PyTorch timings (is /usr/bin/python3 with torch installed?); mimic only\n")
-      torch_ok = false
-    end
-  end
+  for _, k in ipairs(ORDER) do bench.time_into(tm[k], MODES[k]) end
+  torch:run("^torch_cnn (%S+) (%S+)", bench.into(tt))
 end
 
-local A, B = mimic.randn({ 1024, 1024 }), mimic.randn({ 1024, 1024 })
-A:matmul(B)
-local tg = {}
-for _ = 1, repeats do
-  local t0 = mimic.clock()
-  A:matmul(B)
-  tg[#tg + 1] = mimic.clock() - t0
-end
-
+local sgemm = bench.sgemm_gflops(repeats)
 print(string.format("3-D CNN interface classifier, batch %d, float32, 2 threads; medians of %d rounds", N, repeats))
-print(string.format("(sgemm 1024^3 in this run: %.1f GFLOP/s; model forward %.2f GFLOP)", 2 * 1024 ^ 3 / median(tg) / 1e9,
-  flops / 1e9))
+print(string.format("(sgemm 1024^3 in this run: %.1f GFLOP/s; model forward %.2f GFLOP)", sgemm, flops / 1e9))
 print()
-print("| pass | mimic ms | mimic GFLOP/s | PyTorch ms | PyTorch GFLOP/s | PyTorch / mimic time |")
-print("|---|---:|---:|---:|---:|---:|")
+bench.header({ "pass", "mimic ms", "mimic GFLOP/s", "PyTorch ms", "PyTorch GFLOP/s", "PyTorch / mimic time" })
 for _, r in ipairs({ { "plan", "inference (C plan)", "inference", 1 }, { "ops", "inference (autograd ops, no_grad)", "inference", 1 },
                      { "train", "train step (fwd + bwd + SGD)", "train", 3 } }) do
-  local a, b = median(tm[r[1]]), median(tt[r[3]])
+  local a, b = bench.median(tm[r[1]]), bench.median(tt[r[3]])
   local fl = flops * r[4] / 1e9
-  print(string.format("| %s | %.1f | %.1f | %s | %s | %s |", r[2], a * 1e3, fl / a,
-    b and string.format("%.1f", b * 1e3) or "-", b and string.format("%.1f", fl / b) or "-",
-    b and string.format("%.2fx", b / a) or "-"))
+  bench.row({ r[2], string.format("%.1f", a * 1e3), string.format("%.1f", fl / a), bench.cell("%.1f", b and b * 1e3),
+    bench.cell("%.1f", b and fl / b), bench.cell("%.2fx", b and b / a) })
 end

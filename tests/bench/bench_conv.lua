@@ -16,12 +16,10 @@
 -- Environment: MIMIC_BENCH_REPEATS (rounds, default 5), MIMIC_TORCH=0 skips PyTorch.
 local mimic = require "mimic"
 local nn = require "mimic.nn"
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local bench = require "benchlib"
 
-local repeats = tonumber(os.getenv("MIMIC_BENCH_REPEATS") or "") or 5
-local use_torch = os.getenv("MIMIC_TORCH") ~= "0"
-local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-
-mimic.set_num_threads(2)
+local repeats = bench.setup(5)
 mimic.manual_seed(0)
 
 local CASES = {
@@ -50,63 +48,30 @@ for _, c in ipairs(CASES) do
   c.tt = { forward = {}, train = {} }
 end
 
-local function median(t)
-  local s = {}
-  for i, v in ipairs(t) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n == 0 then return nil end
-  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
-end
-
-local torch_ok = use_torch
+local by_name = {}
+for _, c in ipairs(CASES) do by_name[c.name] = c end
+local torch = bench.torch("bench_conv", "torch_conv.py")
 for _ = 1, repeats do
   for _, c in ipairs(CASES) do
-    for _, mode in ipairs({ "forward", "train" }) do
-      collectgarbage()
-      local t0 = mimic.clock()
-      c[mode]()
-      c.tm[mode][#c.tm[mode] + 1] = mimic.clock() - t0
-    end
+    for _, mode in ipairs({ "forward", "train" }) do bench.time_into(c.tm[mode], c[mode]) end
   end
-  if torch_ok then
-    local p = io.popen("/usr/bin/python3 " .. here .. "/torch_conv.py 1 2>/dev/null")
-    local got = 0
-    for line in p:lines() do
-      local name, mode, t = line:match("^torch_conv (%S+) (%S+) (%S+)")
-      for _, c in ipairs(CASES) do
-        if c.name == name and c.tt[mode] then c.tt[mode][#c.tt[mode] + 1] = tonumber(t); got = got + 1 end
-      end
-    end
-    p:close()
-    if got == 0 then
-      io.stderr:write("bench_conv: no PyTorch timings (is /usr/bin/python3 with torch installed?); mimic only\n")
-      torch_ok = false
-    end
-  end
+  torch:run("^torch_conv (%S+) (%S+) (%S+)", function(name, mode, t)
+    return by_name[name] ~= nil and bench.into(by_name[name].tt)(mode, t)
+  end)
 end
 
--- The machine's sgemm rate in this run, for scale: a 1024^3 product.
-local A, B = mimic.randn({ 1024, 1024 }), mimic.randn({ 1024, 1024 })
-A:matmul(B)
-local tg = {}
-for _ = 1, repeats do
-  local t0 = mimic.clock()
-  A:matmul(B)
-  tg[#tg + 1] = mimic.clock() - t0
-end
-
+local sgemm = bench.sgemm_gflops(repeats)
 print(string.format("Convolutions, 3x3(x3) kernels, padding 1, float32, 2 threads; medians of %d rounds", repeats))
-print(string.format("(sgemm 1024^3 in this run: %.1f GFLOP/s)", 2 * 1024 ^ 3 / median(tg) / 1e9))
+print(string.format("(sgemm 1024^3 in this run: %.1f GFLOP/s)", sgemm))
 print()
-print("| layer | input | pass | mimic ms | mimic GFLOP/s | PyTorch ms | PyTorch GFLOP/s | PyTorch / mimic time |")
-print("|---|---|---|---:|---:|---:|---:|---:|")
+bench.header({ "layer", "input", "pass", "mimic ms", "mimic GFLOP/s", "PyTorch ms", "PyTorch GFLOP/s",
+  "PyTorch / mimic time" }, 3)
 for _, c in ipairs(CASES) do
   for _, m in ipairs({ { "forward", "forward", 1 }, { "train", "forward + backward", 3 } }) do
-    local a, b = median(c.tm[m[1]]), median(c.tt[m[1]])
+    local a, b = bench.median(c.tm[m[1]]), bench.median(c.tt[m[1]])
     local fl = c.flops * m[3] / 1e9
-    print(string.format("| %s %d -> %d | [%s] | %s | %.1f | %.1f | %s | %s | %s |", c.name, c.cin, c.cout,
-      table.concat(c.shape, ","), m[2], a * 1e3, fl / a, b and string.format("%.1f", b * 1e3) or "-",
-      b and string.format("%.1f", fl / b) or "-", b and string.format("%.2fx", b / a) or "-"))
+    bench.row({ string.format("%s %d -> %d", c.name, c.cin, c.cout), "[" .. table.concat(c.shape, ",") .. "]", m[2],
+      string.format("%.1f", a * 1e3), string.format("%.1f", fl / a), bench.cell("%.1f", b and b * 1e3),
+      bench.cell("%.1f", b and fl / b), bench.cell("%.2fx", b and b / a) })
   end
 end

@@ -14,12 +14,10 @@
 local mimic = require "mimic"
 local nn = require "mimic.nn"
 local F = nn.functional
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local bench = require "benchlib"
 
-local repeats = tonumber(os.getenv("MIMIC_BENCH_REPEATS") or "") or 7
-local use_torch = os.getenv("MIMIC_TORCH") ~= "0"
-local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-
-mimic.set_num_threads(2)
+local repeats = bench.setup(7)
 mimic.manual_seed(0)
 
 local T, B, I, H = 100, 256, 3, 64
@@ -45,45 +43,18 @@ local ORDER = { "inference", "train" }
 local tm, tt = { inference = {}, train = {} }, { inference = {}, train = {} }
 for _, m in ipairs(ORDER) do modes[m]() end
 
-local function median(t)
-  local s = {}
-  for i, v in ipairs(t) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n == 0 then return nil end
-  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
-end
-
-local torch_ok = use_torch
+local torch = bench.torch("bench_rnn", "torch_rnn.py")
 for _ = 1, repeats do
-  for _, m in ipairs(ORDER) do
-    collectgarbage()
-    local t0 = mimic.clock()
-    modes[m]()
-    tm[m][#tm[m] + 1] = mimic.clock() - t0
-  end
-  if torch_ok then
-    local p = io.popen("/usr/bin/python3 " .. here .. "/torch_rnn.py 1 2>/dev/null")
-    local got = 0
-    for line in p:lines() do
-      local mode, t = line:match("^torch_rnn lstm (%S+) (%S+)")
-      if mode and tt[mode] then tt[mode][#tt[mode] + 1] = tonumber(t); got = got + 1 end
-    end
-    p:close()
-    if got == 0 then
-      io.stderr:write("bench_rnn: no PyTorch timings (is /usr/bin/python3 with torch installed?); mimic only\n")
-      torch_ok = false
-    end
-  end
+  for _, m in ipairs(ORDER) do bench.time_into(tm[m], modes[m]) end
+  torch:run("^torch_rnn lstm (%S+) (%S+)", bench.into(tt))
 end
 
 print(string.format("LSTM(%d -> %d), %d steps, batch %d, float32, 2 threads; medians of %d rounds", I, H, T, B,
   repeats))
 print()
-print("| pass | mimic ms | PyTorch ms | PyTorch / mimic time |")
-print("|---|---:|---:|---:|")
+bench.header({ "pass", "mimic ms", "PyTorch ms", "PyTorch / mimic time" })
 for _, m in ipairs(ORDER) do
-  local a, b = median(tm[m]), median(tt[m])
-  print(string.format("| %s | %.1f | %s | %s |", m == "train" and "train (fwd + bwd + Adam)" or m, a * 1e3,
-    b and string.format("%.1f", b * 1e3) or "-", b and string.format("%.2fx", b / a) or "-"))
+  local a, b = bench.median(tm[m]), bench.median(tt[m])
+  bench.row({ m == "train" and "train (fwd + bwd + Adam)" or m, string.format("%.1f", a * 1e3),
+    bench.cell("%.1f", b and b * 1e3), bench.cell("%.2fx", b and b / a) })
 end

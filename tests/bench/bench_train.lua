@@ -21,6 +21,8 @@
 local mimic = require "mimic"
 local nn = require "mimic.nn"
 local optim = require "mimic.optim"
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local bench = require "benchlib"
 
 local N, BATCH = 131072, 256
 local NETS = {
@@ -28,11 +30,7 @@ local NETS = {
   { "375-64-64-6", { 375, 64, 64, 6 } },
   { "10-128-128-10", { 10, 128, 128, 10 } },
 }
-local repeats = tonumber(os.getenv("MIMIC_BENCH_REPEATS") or "") or 5
-local use_torch = os.getenv("MIMIC_TORCH") ~= "0"
-local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-
-mimic.set_num_threads(2)
+local repeats = bench.setup(5)
 mimic.manual_seed(0)
 
 local function build(sizes)
@@ -64,15 +62,6 @@ local function compiled_epoch(model, opt, x, y)
   return h[1].loss
 end
 
-local function median(t)
-  local s = {}
-  for i, v in ipairs(t) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n == 0 then return nil end
-  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
-end
-
 -- Set up every network once, with a warm-up epoch (first-touch of the
 -- buffers, optimizer state creation).
 local runs = {}
@@ -91,45 +80,26 @@ for i, net in ipairs(NETS) do
               torch = {} }
 end
 
-local torch_ok = use_torch
+local torch_times = {}
+for i, r in ipairs(runs) do torch_times[NETS[i][1]] = r.torch end
+local torch = bench.torch("bench_train", "torch_train.py")
 for _ = 1, repeats do
-  for i, r in ipairs(runs) do
-    collectgarbage() -- the previous round's garbage is not this epoch's cost
-    local t0 = mimic.clock()
-    epoch(r.model, r.opt, r.x, r.y)
-    r.mimic[#r.mimic + 1] = mimic.clock() - t0
-    collectgarbage()
-    t0 = mimic.clock()
-    compiled_epoch(r.cmodel, r.copt, r.x, r.y)
-    r.compiled[#r.compiled + 1] = mimic.clock() - t0
+  for _, r in ipairs(runs) do
+    bench.time_into(r.mimic, function() epoch(r.model, r.opt, r.x, r.y) end)
+    bench.time_into(r.compiled, function() compiled_epoch(r.cmodel, r.copt, r.x, r.y) end)
   end
-  if torch_ok then
-    local p = io.popen("/usr/bin/python3 " .. here .. "/torch_train.py 1 2>/dev/null")
-    local got = 0
-    for line in p:lines() do
-      local name, t = line:match("^torch_train (%S+) (%S+)")
-      for i, r in ipairs(runs) do
-        if name == NETS[i][1] then r.torch[#r.torch + 1] = tonumber(t); got = got + 1 end
-      end
-    end
-    p:close()
-    if got == 0 then
-      io.stderr:write("bench_train: no PyTorch timings (is /usr/bin/python3 with torch installed?); mimic only\n")
-      torch_ok = false
-    end
-  end
+  torch:run("^torch_train (%S+) (%S+)", bench.into(torch_times))
 end
 
 print(string.format("Training, one epoch of %d samples, batch %d, Adam, MSE, float32, 2 threads; medians of %d rounds",
   N, BATCH, repeats))
 print()
-print("| net | compiled samples/s | autograd samples/s | PyTorch samples/s | compiled / PyTorch | autograd / PyTorch |")
-print("|---|---:|---:|---:|---:|---:|")
+bench.header({ "net", "compiled samples/s", "autograd samples/s", "PyTorch samples/s", "compiled / PyTorch",
+  "autograd / PyTorch" })
 for i, r in ipairs(runs) do
-  local sc, sm = N / median(r.compiled), N / median(r.mimic)
-  local tt = median(r.torch)
+  local sc, sm = N / bench.median(r.compiled), N / bench.median(r.mimic)
+  local tt = bench.median(r.torch)
   local st = tt and N / tt
-  local function ratio(v) return st and string.format("%.2fx", v / st) or "-" end
-  print(string.format("| %s | %.3g | %.3g | %s | %s | %s |", NETS[i][1], sc, sm, st and string.format("%.3g", st) or "-",
-    ratio(sc), ratio(sm)))
+  bench.row({ NETS[i][1], string.format("%.3g", sc), string.format("%.3g", sm), bench.cell("%.3g", st),
+    bench.cell("%.2fx", st and sc / st), bench.cell("%.2fx", st and sm / st) })
 end

@@ -15,12 +15,10 @@
 -- Environment: MIMIC_BENCH_REPEATS (rounds, default 7), MIMIC_TORCH=0 skips PyTorch.
 local mimic = require "mimic"
 local nn = require "mimic.nn"
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local bench = require "benchlib"
 
-local repeats = tonumber(os.getenv("MIMIC_BENCH_REPEATS") or "") or 7
-local use_torch = os.getenv("MIMIC_TORCH") ~= "0"
-local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-
-mimic.set_num_threads(2)
+local repeats = bench.setup(7)
 local N, NZ, H, NOUT = 100000, 8, 128, 26
 local g = mimic.Generator(0)
 local dec = nn.Sequential(nn.Linear(NZ, H, { generator = g }), nn.ReLU(), nn.Linear(H, H, { generator = g }), nn.ReLU(),
@@ -38,48 +36,20 @@ local modes = {
 local ORDER = { "generate", "decode" }
 for _, m in ipairs(ORDER) do modes[m]() end
 
-local function median(t)
-  local s = {}
-  for i, v in ipairs(t) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n == 0 then return nil end
-  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
-end
-
 local tm, tt = { generate = {}, decode = {} }, { generate = {}, decode = {} }
-local torch_ok = use_torch
+local torch = bench.torch("bench_vae", "torch_vae.py")
 for _ = 1, repeats do
-  for _, m in ipairs(ORDER) do
-    collectgarbage()
-    local t0 = mimic.clock()
-    modes[m]()
-    tm[m][#tm[m] + 1] = mimic.clock() - t0
-  end
-  if torch_ok then
-    local p = io.popen("/usr/bin/python3 " .. here .. "/torch_vae.py 1 2>/dev/null")
-    local got = 0
-    for line in p:lines() do
-      local mode, t = line:match("^torch_vae (%S+) (%S+)")
-      if mode and tt[mode] then tt[mode][#tt[mode] + 1] = tonumber(t); got = got + 1 end
-    end
-    p:close()
-    if got == 0 then
-      io.stderr:write("bench_vae: no PyTorch timings (is /usr/bin/python3 with torch installed?); mimic only\n")
-      torch_ok = false
-    end
-  end
+  for _, m in ipairs(ORDER) do bench.time_into(tm[m], modes[m]) end
+  torch:run("^torch_vae (%S+) (%S+)", bench.into(tt))
 end
 
 local flops = 2 * N * (NZ * H + H * H + H * NOUT)
 print(string.format("VAE decoder %d -> %d -> %d -> %d, %d samples, float32, 2 threads; medians of %d rounds", NZ, H, H,
   NOUT, N, repeats))
 print()
-print("| pass | mimic ms | mimic GFLOP/s | PyTorch ms | PyTorch / mimic time |")
-print("|---|---:|---:|---:|---:|")
+bench.header({ "pass", "mimic ms", "mimic GFLOP/s", "PyTorch ms", "PyTorch / mimic time" })
 for _, m in ipairs(ORDER) do
-  local a, b = median(tm[m]), median(tt[m])
-  print(string.format("| %s | %.2f | %.1f | %s | %s |", m == "generate" and "generate (z ~ N(0, I) + decode)" or
-    "decode (fixed z)", a * 1e3, flops / a / 1e9, b and string.format("%.2f", b * 1e3) or "-",
-    b and string.format("%.2fx", b / a) or "-"))
+  local a, b = bench.median(tm[m]), bench.median(tt[m])
+  bench.row({ m == "generate" and "generate (z ~ N(0, I) + decode)" or "decode (fixed z)", string.format("%.2f", a * 1e3),
+    string.format("%.1f", flops / a / 1e9), bench.cell("%.2f", b and b * 1e3), bench.cell("%.2fx", b and b / a) })
 end

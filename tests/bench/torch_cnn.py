@@ -6,16 +6,13 @@ max-pool 2; flatten; linear 32*7^3 -> 2.
 "inference": eval mode, no_grad. "train": one step of forward, MSE loss,
 backward and SGD update. One warm-up of each, then `repeats` timed ones,
 printed as "torch_cnn <mode> <seconds>". Usage: torch_cnn.py [repeats]"""
-import sys
-import time
-
 import torch
+
+import torchlib
 
 
 def main():
-    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
+    repeats = torchlib.setup()
     nn = torch.nn
     model = nn.Sequential(nn.Conv3d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool3d(2),
                           nn.Conv3d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool3d(2),
@@ -36,15 +33,7 @@ def main():
         loss.backward()
         opt.step()
 
-    infer()
-    train()
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        infer()
-        print("torch_cnn inference %.6f" % (time.perf_counter() - t0))
-        t0 = time.perf_counter()
-        train()
-        print("torch_cnn train %.6f" % (time.perf_counter() - t0), flush=True)
+    torchlib.time_modes("torch_cnn", {"inference": infer, "train": train}, repeats)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ the input, weight and bias, from a fixed output gradient), after one warm-up
 of each. Prints "torch_conv <case> forward <s>" and "torch_conv <case> train
 <s>", one line per timed repeat. Usage: torch_conv.py [repeats [case ...]]"""
 import sys
-import time
 
 import torch
+
+import torchlib
 
 CASES = {
     "conv2d": (torch.nn.Conv2d, 16, 32, (32, 16, 64, 64)),
@@ -19,10 +20,8 @@ CASES = {
 
 
 def main():
-    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    repeats = torchlib.setup()
     names = sys.argv[2:] or list(CASES)
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
     for name in names:
         cls, cin, cout, shape = CASES[name]
         conv = cls(cin, cout, 3, padding=1)
@@ -38,15 +37,7 @@ def main():
             conv.zero_grad(set_to_none=True)
             conv(x).backward(gout)
 
-        forward()
-        train()
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            forward()
-            print("torch_conv %s forward %.6f" % (name, time.perf_counter() - t0))
-            t0 = time.perf_counter()
-            train()
-            print("torch_conv %s train %.6f" % (name, time.perf_counter() - t0), flush=True)
+        torchlib.time_modes("torch_conv " + name, {"forward": forward, "train": train}, repeats)
 
 
 if __name__ == "__main__":

@@ -9,22 +9,14 @@ Two PyTorch variants, the better one is the baseline:
 Prints one line per (net, batch): "torch <net> <batch> <median seconds per call>".
 Usage: torch_mlp.py [repeats]"""
 import statistics
-import sys
 import time
 
 import torch
 
-NETS = {"7-64-64-256": [7, 64, 64, 256], "375-64-64-6": [375, 64, 64, 6], "10-128-128-10": [10, 128, 128, 10]}
+import torchlib
+from torchlib import NETS
+
 BIG, SMALL = 131072, 64
-
-
-def build(sizes):
-    layers = []
-    for i in range(len(sizes) - 1):
-        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(torch.nn.LeakyReLU(0.2))
-    return torch.nn.Sequential(*layers).eval()
 
 
 def make_prealloc(model, batch):
@@ -45,12 +37,10 @@ def make_prealloc(model, batch):
 
 
 def main():
-    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 7
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
+    repeats = torchlib.setup(7)
     with torch.inference_mode():
         for name, sizes in NETS.items():
-            model = build(sizes)
+            model = torchlib.mlp(sizes).eval()
             for batch in (BIG, SMALL):
                 x = torch.rand(batch, sizes[0])
                 calls = 1 if batch == BIG else 2000

@@ -6,18 +6,15 @@ LSTM(3 -> 64) over sequences of 100 steps at batch 256 (time first).
              backward and one Adam step (lr 1e-3)
 After one warm-up of each, prints "torch_rnn lstm <mode> <s>" per timed
 repeat. Usage: torch_rnn.py [repeats]"""
-import sys
-import time
-
 import torch
+
+import torchlib
 
 T, B, I, H = 100, 256, 3, 64
 
 
 def main():
-    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
+    repeats = torchlib.setup()
     lstm = torch.nn.LSTM(I, H)
     head = torch.nn.Linear(H, 1)
     x = torch.randn(T, B, I)
@@ -35,15 +32,7 @@ def main():
         loss.backward()
         opt.step()
 
-    inference()
-    train()
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        inference()
-        print("torch_rnn lstm inference %.6f" % (time.perf_counter() - t0))
-        t0 = time.perf_counter()
-        train()
-        print("torch_rnn lstm train %.6f" % (time.perf_counter() - t0), flush=True)
+    torchlib.time_modes("torch_rnn lstm", {"inference": inference, "train": train}, repeats)
 
 
 if __name__ == "__main__":

@@ -16,17 +16,10 @@ import time
 
 import torch
 
-NETS = {"7-64-64-256": [7, 64, 64, 256], "375-64-64-6": [375, 64, 64, 6], "10-128-128-10": [10, 128, 128, 10]}
+import torchlib
+from torchlib import NETS
+
 N, BATCH = 131072, 256
-
-
-def build(sizes):
-    layers = []
-    for i in range(len(sizes) - 1):
-        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(torch.nn.LeakyReLU(0.2))
-    return torch.nn.Sequential(*layers)
 
 
 def epoch(model, opt, x, y):
@@ -40,13 +33,11 @@ def epoch(model, opt, x, y):
 
 
 def main():
-    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    repeats = torchlib.setup()
     names = sys.argv[2:] or list(NETS)
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
     for name in names:
         sizes = NETS[name]
-        model = build(sizes)
+        model = torchlib.mlp(sizes)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         x, y = torch.rand(N, sizes[0]), torch.rand(N, sizes[-1])
         epoch(model, opt, x, y)  # warm-up

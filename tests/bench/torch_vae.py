@@ -4,18 +4,15 @@ decoder 8 -> 128 -> 128 -> 26 (ReLU, ReLU, linear output) generating 10^5
 samples under no_grad. "generate" draws z ~ N(0, I) [10^5, 8] and decodes it;
 "decode" decodes a fixed z. One warm-up of each, then prints
 "torch_vae <mode> <s>" per timed repeat. Usage: torch_vae.py [repeats]"""
-import sys
-import time
-
 import torch
+
+import torchlib
 
 N, NZ, H, NOUT = 100000, 8, 128, 26
 
 
 def main():
-    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
+    repeats = torchlib.setup()
     dec = torch.nn.Sequential(torch.nn.Linear(NZ, H), torch.nn.ReLU(), torch.nn.Linear(H, H), torch.nn.ReLU(),
                               torch.nn.Linear(H, NOUT)).eval()
     z0 = torch.randn(N, NZ)
@@ -28,15 +25,7 @@ def main():
         with torch.no_grad():
             return dec(z0)
 
-    generate()
-    decode()
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        generate()
-        print("torch_vae generate %.6f" % (time.perf_counter() - t0))
-        t0 = time.perf_counter()
-        decode()
-        print("torch_vae decode %.6f" % (time.perf_counter() - t0), flush=True)
+    torchlib.time_modes("torch_vae", {"generate": generate, "decode": decode}, repeats)
 
 
 if __name__ == "__main__":
