@@ -312,7 +312,7 @@ fuzz: $(FUZZ_BIN)
 
 BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
-$(B)/bench/%: tests/bench/%.c $(LIB_A)
+$(B)/bench/%: tests/bench/%.c tests/bench/benchutil.h $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDLIBS_CORE)
 

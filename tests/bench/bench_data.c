@@ -18,16 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 #define ROWS 262144
 #define FEAT 64
 #define BLOCK 4096
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Writes x [ROWS, FEAT] and y [ROWS, 1] a block at a time (the writer's own
  * memory stays small too). */

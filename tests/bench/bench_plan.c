@@ -22,30 +22,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "benchutil.h"
+
 #define BIG 131072
 #define SMALL 64
 #define SMALL_CALLS 2000
 
 static int repeats = 7, threads = 2;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void die_if(int failed, const char *what)
 {

@@ -14,16 +14,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "benchutil.h"
+
 #define SAMPLE_SECONDS 0.08 /* each timed sample loops the op for at least this long */
 
 static int repeats = 9;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void die_if(int failed, const char *what)
 {
@@ -42,18 +37,6 @@ static double sample(bench_fn f, void *ctx, int inner)
     for (int i = 0; i < inner; i++)
         f(ctx);
     return (now() - t0) / inner;
-}
-
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 /* Median seconds per call of a and b, timed alternately, and the median of the
