@@ -8,24 +8,12 @@ local mimic = require "mimic"
 local nn = mimic.nn
 local F = nn.functional
 local raises = require("helpers").raises
+local shape, close, fixture = require("helpers").shape, require("helpers").close, require("helpers").fixture
 local check_error = require("helpers").check_error
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 local fx = dofile(here .. "/../fixtures/torch_conv.lua")
 
-local function shape(t) return "[" .. table.concat(t:size(), ",") .. "]" end
-local function fixture(spec) return mimic.tensor(spec.data, spec.dtype):view(spec.shape) end
--- Every element of a within rtol/atol of the tensor b.
-local function close(a, b, rtol, atol, what)
-  lu.assertEquals(shape(a), shape(b), (what or "") .. ": shape")
-  local x, y = a:detach():reshape(-1):totable(), b:detach():reshape(-1):totable()
-  for i = 1, #y do
-    local err = math.abs(x[i] - y[i])
-    if not (err <= atol + rtol * math.abs(y[i])) then
-      lu.fail(string.format("%s: element %d is %.17g, expected %.17g", what or "", i, x[i], y[i]))
-    end
-  end
-end
 
 -- --- PyTorch fixtures -----------------------------------------------------------------------
 TestTorchConv = {}

@@ -13,7 +13,6 @@ local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 local fx = dofile(here .. "/../fixtures/torch_nn.lua")
 
 local function T(x, dt) return mimic.tensor(x, dt or "float64") end
-local function shape(t) return "[" .. table.concat(t:size(), ",") .. "]" end
 local function near(t, expected, tol)
   local got = t:detach():reshape(-1):totable()
   if type(expected) ~= "table" then expected = { expected } end
@@ -21,19 +20,7 @@ local function near(t, expected, tol)
   for i = 1, #expected do lu.assertAlmostEquals(got[i], expected[i], tol or 1e-6) end
 end
 local raises = require("helpers").raises
--- Every element of a within rtol/atol of the tensor b.
-local function close(a, b, rtol, atol, what)
-  lu.assertEquals(shape(a), shape(b), (what or "") .. ": shape")
-  local x, y = a:detach():reshape(-1):totable(), b:detach():reshape(-1):totable()
-  for i = 1, #y do
-    local err = math.abs(x[i] - y[i])
-    if not (err <= (atol or 1e-12) + (rtol or 1e-9) * math.abs(y[i])) then
-      lu.fail(string.format("%s: element %d is %.17g, expected %.17g", what or "", i, x[i], y[i]))
-    end
-  end
-end
--- A tensor of a fixture ({shape=, dtype=, data=}).
-local function fixture(spec) return mimic.tensor(spec.data, spec.dtype):view(spec.shape) end
+local shape, close, fixture = require("helpers").shape, require("helpers").close, require("helpers").fixture
 
 -- Checks the gradients of loss_fn() (a scalar) w.r.t. `tensors` (float64)
 -- against central finite differences.
