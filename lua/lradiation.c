@@ -515,14 +515,9 @@ static double *arg_array(lua_State *L, int arg, const char *fn, const char *name
     return d;
 }
 
-/* lbl:grid(nu_min, nu_max, p_min [, res = 1]) -> nu [n], w [n] (cm^-1) */
-static int lbl_grid(lua_State *L)
+/* Pushes a grid's nu and w as float64 tensors and frees the grid. */
+static int push_grid(lua_State *L, mimic_rad_grid *g)
 {
-    mimic_rad_lbl *lbl = check_lbl(L, 1);
-    mimic_rad_grid *g = mimic_rad_lbl_grid(lbl, luaL_checknumber(L, 2), luaL_checknumber(L, 3),
-                                           luaL_checknumber(L, 4), luaL_optnumber(L, 5, 1));
-    if (!g)
-        return lmimic_error(L);
     mimic_tensor **a = lmimic_newtensor(L), **b;
     *a = mimic_empty(1, &g->n, MIMIC_F64);
     b = lmimic_newtensor(L);
@@ -537,24 +532,24 @@ static int lbl_grid(lua_State *L)
     return 2;
 }
 
+/* lbl:grid(nu_min, nu_max, p_min [, res = 1]) -> nu [n], w [n] (cm^-1) */
+static int lbl_grid(lua_State *L)
+{
+    mimic_rad_lbl *lbl = check_lbl(L, 1);
+    mimic_rad_grid *g = mimic_rad_lbl_grid(lbl, luaL_checknumber(L, 2), luaL_checknumber(L, 3),
+                                           luaL_checknumber(L, 4), luaL_optnumber(L, 5, 1));
+    if (!g)
+        return lmimic_error(L);
+    return push_grid(L, g);
+}
+
 /* uniform_grid(nu_min, nu_max, dnu) -> nu [n], w [n] */
 static int l_uniform_grid(lua_State *L)
 {
     mimic_rad_grid *g = mimic_rad_grid_uniform(luaL_checknumber(L, 1), luaL_checknumber(L, 2), luaL_checknumber(L, 3));
     if (!g)
         return lmimic_error(L);
-    mimic_tensor **a = lmimic_newtensor(L), **b;
-    *a = mimic_empty(1, &g->n, MIMIC_F64);
-    b = lmimic_newtensor(L);
-    *b = mimic_empty(1, &g->n, MIMIC_F64);
-    if (*a && *b) {
-        memcpy(mimic_data(*a), g->nu, (size_t)g->n * sizeof(double));
-        memcpy(mimic_data(*b), g->w, (size_t)g->n * sizeof(double));
-    }
-    mimic_rad_grid_free(g);
-    lmimic_checkresult(L, a);
-    lmimic_checkresult(L, b);
-    return 2;
+    return push_grid(L, g);
 }
 
 static unsigned check_parts(lua_State *L, int arg)

@@ -14,6 +14,7 @@
  * depends on the split, so deterministic mode stays bit-identical for any
  * batch and thread count. */
 #include "embed_internal.h"
+#include "io/modelfile_internal.h"
 
 #include "mimic/guard.h"
 
@@ -555,22 +556,6 @@ int mimic_check_vars(const mimic_handle *h, int which, const char *const *names,
     return rc ? prefix_error(h, rc, "mimic_check_vars: ") : MIMIC_OK;
 }
 
-/* "a [K] (3), b [1] (2)" into buf. */
-static void list_vars(char *buf, size_t cap, const mimic_io_var *v, int n)
-{
-    size_t at = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < n && at + 1 < cap; i++) {
-        int k = snprintf(buf + at, cap - at, "%s%s [%s] (%lld)", i ? ", " : "", v[i].name, v[i].units,
-                         (long long)v[i].size);
-        if (k < 0)
-            break;
-        at += (size_t)k;
-    }
-    if (at + 1 >= cap && cap > 4)
-        memcpy(buf + cap - 4, "...", 4);
-}
-
 static int find_var(const mimic_handle *h, int which, const char *name)
 {
     for (int i = 0; i < nvars(h, which); i++)
@@ -586,7 +571,7 @@ static int unknown_var(const mimic_handle *h, const char *fn, int which, const c
         return herr(h, MIMIC_EARG, "%s: '%s' is an %s of the model, not an %s (use %s)", fn, name,
                     side_name(!which), side_name(which), which ? "MIMIC_INPUT" : "MIMIC_OUTPUT");
     char list[400];
-    list_vars(list, sizeof list, vars(h, which), nvars(h, which));
+    mimic_contract_list_vars(list, sizeof list, vars(h, which), nvars(h, which));
     return herr(h, MIMIC_EARG, "%s: the model has no %s called '%s'; its %ss are: %s", fn, side_name(which), name,
                 side_name(which), list);
 }
@@ -745,13 +730,13 @@ static int compare_contract(const mimic_handle *h, const char *path, const mimic
         const mimic_io_var *v = vars(h, s), *w = s ? m->contract.outputs : m->contract.inputs;
         int n = nvars(h, s), nw = s ? m->contract.noutputs : m->contract.ninputs;
         char want[400];
-        list_vars(want, sizeof want, v, n);
+        mimic_contract_list_vars(want, sizeof want, v, n);
         bool same = n == nw;
         for (int i = 0; same && i < n; i++)
             same = !strcmp(v[i].name, w[i].name) && !strcmp(v[i].units, w[i].units) && v[i].size == w[i].size;
         if (!same) {
             char got[400];
-            list_vars(got, sizeof got, w, nw);
+            mimic_contract_list_vars(got, sizeof got, w, nw);
             return herr(h, MIMIC_EARG, "mimic_add_member: %s: its %ss are %s; the ensemble's are %s (members need the "
                         "same contract)", path, side_name(s), got, want);
         }

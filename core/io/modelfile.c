@@ -8,6 +8,7 @@
  * allocates nothing; pass 2 reads the weights and builds the model. So a
  * hostile file can only make us allocate what pass 1 has bounded. */
 #include "mimic/modelfile.h"
+#include "modelfile_internal.h"
 
 #include "mimic/base.h"
 #include "mimic/io.h"
@@ -447,8 +448,7 @@ static int check_contract(const mimic_contract *c, int64_t nin, int64_t nout)
     return rc ? rc : check_vars("outputs", c->outputs, c->noutputs, nout);
 }
 
-/* "a [K] (3), b [1] (2)" into buf. */
-static void list_vars(char *buf, size_t cap, const mimic_io_var *v, int n)
+void mimic_contract_list_vars(char *buf, size_t cap, const mimic_io_var *v, int n)
 {
     size_t at = 0;
     buf[0] = '\0';
@@ -471,7 +471,7 @@ int mimic_contract_bind(const mimic_contract *c, int which, const char *const *n
     const mimic_io_var *v = which ? c->outputs : c->inputs;
     int nv = which ? c->noutputs : c->ninputs;
     char list[512];
-    list_vars(list, sizeof list, v, nv);
+    mimic_contract_list_vars(list, sizeof list, v, nv);
     for (int i = 0; i < n || i < nv; i++) {
         if (i >= n)
             return mimic_error(MIMIC_EARG, "model %s: '%s' (position %d) is not bound; the model expects: %s", side,
