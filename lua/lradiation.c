@@ -8,7 +8,9 @@
  * are float64 tensors. Shapes follow rad_rte.h with 1-based Lua dims:
  * tau [ncol, nlay, ngpt], fluxes [ncol, nlay + 1], level 1 = top. */
 #include "lmimic.h"
+#include "mimic/rad_kdist.h"
 #include "mimic/rad_lbl.h"
+#include "mimic/rad_nn.h"
 #include "mimic/rad_rce.h"
 #include "mimic/rad_rte.h"
 
@@ -251,7 +253,16 @@ static int l_heating_rate(lua_State *L)
     return 1;
 }
 
-/* --- column driver with a Lua optics callback ------------------------------------------ */
+/* Every way of giving gas optics from Lua (parse_optics, after the models it knows). */
+typedef struct gray_optics {
+    double k, kq;
+} gray_optics;
+
+typedef struct lbl_optics {
+    const struct mimic_rad_lbl *lbl;
+    int64_t n;
+    const double *nu;
+} lbl_optics;
 
 typedef struct lua_optics {
     lua_State *L;
@@ -260,6 +271,17 @@ typedef struct lua_optics {
     int nlay;
     double *tau, *frac;
 } lua_optics;
+
+typedef union optics_store {
+    gray_optics gray;
+    lbl_optics lbl;
+    lua_optics lua;
+} optics_store;
+
+static void parse_optics(lua_State *L, int opts, const char *fn, int nlay, mimic_rad_optics *opt,
+                         optics_store *store);
+
+/* --- column driver with a Lua optics callback ------------------------------------------ */
 
 /* Runs under lua_pcall: builds the column state, calls the Lua optics function,
  * copies its results. Errors raised here never cross the C driver. */
@@ -342,7 +364,7 @@ static int l_lw_fluxes(lua_State *L)
     int64_t s2[2] = {-1, -1};
     mimic_rad_atm atm = {0};
     atm.p_lay = opt_array(L, 1, fn, "p_lay", 2, s2, 1, 0);
-    int64_t ncol = s2[0], nlay = s2[1], ngpt = -1;
+    int64_t ncol = s2[0], nlay = s2[1];
     check_sizes(L, fn, ncol, nlay, 1);
     atm.ncol = (int)ncol, atm.nlay = (int)nlay;
     atm.t_lay = opt_array(L, 1, fn, "t_lay", 2, (int64_t[2]){ncol, nlay}, 1, 0);
@@ -350,12 +372,6 @@ static int l_lw_fluxes(lua_State *L)
     atm.t_lev = opt_array(L, 1, fn, "t_lev", 2, (int64_t[2]){ncol, nlay + 1}, 1, 0);
     atm.t_sfc = opt_array(L, 1, fn, "t_sfc", 1, (int64_t[1]){ncol}, 1, 0);
     atm.sfc_emis = opt_array(L, 1, fn, "sfc_emis", 1, (int64_t[1]){ncol}, 1, ncol);
-    mimic_rad_optics opt = {0};
-    opt.nu1 = opt_array(L, 1, fn, "nu1", 1, &ngpt, 1, 0);
-    check_sizes(L, fn, ncol, nlay, ngpt);
-    opt.ngpt = (int)ngpt;
-    opt.nu2 = opt_array(L, 1, fn, "nu2", 1, (int64_t[1]){ngpt}, 1, 0);
-    opt.weight = opt_array(L, 1, fn, "weight", 1, (int64_t[1]){ngpt}, 0, 0);
     int nmu = opt_int(L, 1, "nmu", 1);
     /* vmr [ncol][nlay][ngas] from per-gas [ncol, nlay] arrays */
     double *vmr = lua_newuserdatauv(L, (size_t)(ncol * nlay * MIMIC_NGAS) * sizeof *vmr, 0);
@@ -385,11 +401,9 @@ static int l_lw_fluxes(lua_State *L)
         lua_pop(L, 1);
     }
     atm.vmr = vmr;
-    lua_getfield(L, 1, "optics");
-    if (!lua_isfunction(L, -1))
-        return luaL_error(L, "%s: option 'optics' must be a function(state) -> tau, planck_frac", fn);
-    lua_optics lo = {L, lua_gettop(L), opt.ngpt, 0, NULL, 0, NULL, NULL};
-    opt.fn = optics_trampoline, opt.ud = &lo;
+    mimic_rad_optics opt = {0};
+    optics_store store;
+    parse_optics(L, 1, fn, (int)nlay, &opt, &store);
     lua_createtable(L, 0, 3);
     int res = lua_gettop(L);
     double *fu = push_new(L, 2, (int64_t[2]){ncol, nlay + 1});
@@ -762,10 +776,6 @@ static int rce_state(lua_State *L)
     return 1;
 }
 
-typedef struct gray_optics {
-    double k, kq;
-} gray_optics;
-
 /* tau = k m_dry (1 + kq h2o / 0.01), m_dry the layer's dry mass path (kg m^-2). */
 static int gray_fn(void *ud, const mimic_rad_layer *lay, int nlay, double *tau, double *frac)
 {
@@ -778,12 +788,6 @@ static int gray_fn(void *ud, const mimic_rad_layer *lay, int nlay, double *tau, 
     return 0;
 }
 
-typedef struct lbl_optics {
-    const mimic_rad_lbl *lbl;
-    int64_t n;
-    const double *nu;
-} lbl_optics;
-
 static int lbl_fn(void *ud, const mimic_rad_layer *lay, int nlay, double *tau, double *frac)
 {
     const lbl_optics *o = ud;
@@ -795,6 +799,185 @@ static int lbl_fn(void *ud, const mimic_rad_layer *lay, int nlay, double *tau, d
     for (int64_t i = 0; i < (int64_t)nlay * o->n; i++)
         frac[i] = 1;
     return 0;
+}
+
+/* --- the k-distribution and its reference kernel (rad_kdist.h) ----------------------- */
+
+#define KDIST_META "mimic.radiation.KDist"
+
+typedef struct kdbox {
+    mimic_rad_kdist *k;
+} kdbox;
+
+static mimic_rad_kdist *check_kdist(lua_State *L, int arg)
+{
+    kdbox *b = luaL_checkudata(L, arg, KDIST_META);
+    if (!b->k)
+        luaL_argerror(L, arg, "the k-distribution is freed");
+    return b->k;
+}
+
+static int kdist_gc(lua_State *L)
+{
+    kdbox *b = luaL_checkudata(L, 1, KDIST_META);
+    mimic_rad_kdist_free(b->k);
+    b->k = NULL;
+    return 0;
+}
+
+/* kdist(path) -> a k-distribution (the reference gas-optics kernel's table) */
+static int l_kdist(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    kdbox *b = lua_newuserdatauv(L, sizeof *b, 0);
+    b->k = NULL;
+    luaL_setmetatable(L, KDIST_META);
+    b->k = mimic_rad_kdist_load(path);
+    if (!b->k)
+        return lmimic_error(L);
+    return 1;
+}
+
+/* kd:info() -> {ngpt, nband, ngb, np, nt, neta, p_split (Pa),
+ *   nu1, nu2 [ngpt] (band limits of each g-point), band_lo, band_hi [nband], gbound [ngb+1]} */
+static int kdist_info(lua_State *L)
+{
+    const mimic_rad_kdist *k = check_kdist(L, 1);
+    lua_createtable(L, 0, 12);
+    int t = lua_gettop(L);
+    const struct {
+        const char *name;
+        int v;
+    } ints[] = {{"ngpt", k->ngpt}, {"nband", k->nband}, {"ngb", k->ngb}, {"np", k->np}, {"nt", k->nt}, {"neta", k->neta}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        lua_pushinteger(L, ints[i].v);
+        lua_setfield(L, t, ints[i].name);
+    }
+    lua_pushnumber(L, k->p_split);
+    lua_setfield(L, t, "p_split");
+    const struct {
+        const char *name;
+        const double *v;
+        int64_t n;
+    } arrs[] = {{"nu1", k->nu1, k->ngpt}, {"nu2", k->nu2, k->ngpt}, {"band_lo", k->band_lo, k->nband},
+                {"band_hi", k->band_hi, k->nband}, {"gbound", k->gbound, k->ngb + 1}};
+    for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++) {
+        memcpy(push_new(L, 1, &arrs[i].n), arrs[i].v, (size_t)arrs[i].n * sizeof(double));
+        lua_setfield(L, t, arrs[i].name);
+    }
+    return 1;
+}
+
+/* Layers from a state table {p = [n], t = [n], col_dry = [n], vmr = {gas = [n] | number}}
+ * (the table an optics callback receives; absent gases 0), boxed on the stack. */
+static mimic_rad_layer *push_layers(lua_State *L, int st, const char *fn, int64_t *n)
+{
+    luaL_checktype(L, st, LUA_TTABLE);
+    *n = -1;
+    const double *p = opt_array(L, st, fn, "p", 1, n, 1, 0);
+    if (*n < 1 || *n > (int64_t)1 << 30)
+        luaL_error(L, "%s: %I layers is out of range", fn, (lua_Integer)*n);
+    const double *t = opt_array(L, st, fn, "t", 1, n, 1, 0);
+    const double *cd = opt_array(L, st, fn, "col_dry", 1, n, 1, 0);
+    mimic_rad_layer *lay = lua_newuserdatauv(L, (size_t)*n * sizeof *lay, 0);
+    int box = lua_gettop(L);
+    memset(lay, 0, (size_t)*n * sizeof *lay);
+    for (int64_t l = 0; l < *n; l++)
+        lay[l].p = p[l], lay[l].t = t[l], lay[l].col_dry = cd[l];
+    lua_getfield(L, st, "vmr");
+    int vt = lua_gettop(L);
+    if (!lua_istable(L, vt))
+        luaL_error(L, "%s: 'vmr' must be a table {gas = tensor [n] or number}", fn);
+    lua_pushnil(L);
+    while (lua_next(L, vt)) {
+        lua_pop(L, 1);
+        int g = check_gas(L, fn, -1);
+        const char *gas = lua_tostring(L, -1);
+        const double *v = opt_array(L, vt, fn, gas, 1, n, 1, *n);
+        for (int64_t l = 0; l < *n; l++)
+            lay[l].vmr[g] = v[l];
+        lua_pop(L, 1);
+    }
+    lua_settop(L, box);
+    for (int k = st + 1; k < box; k++) /* drop the float64 copies, keep the layers */
+        lua_remove(L, st + 1);
+    return lay;
+}
+
+/* kd:optics(state) -> tau [n, ngpt], planck_frac [n, ngpt] (the reference kernel) */
+static int kdist_optics(lua_State *L)
+{
+    const mimic_rad_kdist *k = check_kdist(L, 1);
+    lua_settop(L, 2);
+    int64_t n;
+    const mimic_rad_layer *lay = push_layers(L, 2, "kd:optics", &n);
+    double *tau = push_new(L, 2, (int64_t[2]){n, k->ngpt});
+    double *pf = push_new(L, 2, (int64_t[2]){n, k->ngpt});
+    if (mimic_rad_gas_optics(k, lay, n, tau, pf) != MIMIC_OK)
+        return lmimic_error(L);
+    return 2;
+}
+
+/* nn_features(state) -> [n, 18]: the neural gas optics' inputs (rad_nn.h) */
+static int l_nn_features(lua_State *L)
+{
+    lua_settop(L, 1);
+    int64_t n;
+    const mimic_rad_layer *lay = push_layers(L, 1, "radiation.nn_features", &n);
+    double *x = push_new(L, 2, (int64_t[2]){n, MIMIC_RAD_NN_NFEAT});
+    mimic_rad_nn_features(lay, n, x);
+    return 1;
+}
+
+/* nn_feature_names() -> {"ln_p", "t", ...}; nn_feature_units() -> the contract's units string */
+static int l_nn_feature_names(lua_State *L)
+{
+    lua_createtable(L, MIMIC_RAD_NN_NFEAT, 0);
+    for (int i = 0; i < MIMIC_RAD_NN_NFEAT; i++) {
+        lua_pushstring(L, mimic_rad_nn_feature_name(i));
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushstring(L, MIMIC_RAD_NN_FEATURE_UNITS);
+    return 2;
+}
+
+/* The optics option of lw_fluxes and rce:run/step, from opts[optics]:
+ *   "gray" (k =, kq =) | a radiation.lbl model (nu =, weight =) | a radiation.kdist |
+ *   a function(state) -> tau, planck_frac (nu1 =, nu2 =, weight =).
+ * Whatever it needs stays on the stack (the caller keeps the frame). */
+static void parse_optics(lua_State *L, int opts, const char *fn, int nlay, mimic_rad_optics *opt,
+                         optics_store *store)
+{
+    lua_getfield(L, opts, "optics");
+    int oi = lua_gettop(L);
+    if (lua_type(L, oi) == LUA_TSTRING && strcmp(lua_tostring(L, oi), "gray") == 0) {
+        static const double zero = 0, inf = INFINITY;
+        store->gray.k = opt_num(L, opts, fn, "k", 1e-4), store->gray.kq = opt_num(L, opts, fn, "kq", 0);
+        opt->ngpt = 1, opt->nu1 = &zero, opt->nu2 = &inf, opt->fn = gray_fn, opt->ud = &store->gray;
+    } else if (luaL_testudata(L, oi, LBL_META)) {
+        lbl_optics *lo = &store->lbl;
+        lo->lbl = check_lbl(L, oi);
+        lo->n = -1;
+        lo->nu = opt_array(L, opts, fn, "nu", 1, &lo->n, 1, 0);
+        if (lo->n > 1 << 24)
+            luaL_error(L, "%s: %I spectral points are too many", fn, (lua_Integer)lo->n);
+        opt->ngpt = (int)lo->n, opt->nu1 = opt->nu2 = lo->nu, opt->fn = lbl_fn, opt->ud = lo;
+        opt->weight = opt_array(L, opts, fn, "weight", 1, (int64_t[1]){lo->n}, 1, 0);
+    } else if (luaL_testudata(L, oi, KDIST_META)) {
+        mimic_rad_kdist_optics(check_kdist(L, oi), opt);
+    } else if (lua_isfunction(L, oi)) {
+        int64_t ngpt = -1;
+        opt->nu1 = opt_array(L, opts, fn, "nu1", 1, &ngpt, 1, 0);
+        check_sizes(L, fn, 1, nlay, ngpt);
+        opt->ngpt = (int)ngpt;
+        opt->nu2 = opt_array(L, opts, fn, "nu2", 1, (int64_t[1]){ngpt}, 1, 0);
+        opt->weight = opt_array(L, opts, fn, "weight", 1, (int64_t[1]){ngpt}, 0, 0);
+        store->lua = (lua_optics){L, oi, opt->ngpt, 0, NULL, 0, NULL, NULL};
+        opt->fn = optics_trampoline, opt->ud = &store->lua;
+    } else {
+        luaL_error(L, "%s: option 'optics' must be \"gray\", a radiation.lbl model, a radiation.kdist or a "
+                      "function(state) -> tau, planck_frac; got a %s", fn, luaL_typename(L, oi));
+    }
 }
 
 typedef struct lua_progress {
@@ -850,36 +1033,8 @@ static int rce_run_common(lua_State *L, int single)
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
     mimic_rad_optics opt = {0};
-    gray_optics go;
-    lbl_optics lo;
-    lua_optics luo;
-    lua_getfield(L, 2, "optics");
-    int oi = lua_gettop(L);
-    if (lua_type(L, oi) == LUA_TSTRING && strcmp(lua_tostring(L, oi), "gray") == 0) {
-        static const double zero = 0, inf = INFINITY;
-        go.k = opt_num(L, 2, fn, "k", 1e-4), go.kq = opt_num(L, 2, fn, "kq", 0);
-        opt.ngpt = 1, opt.nu1 = &zero, opt.nu2 = &inf, opt.fn = gray_fn, opt.ud = &go;
-    } else if (luaL_testudata(L, oi, LBL_META)) {
-        lo.lbl = check_lbl(L, oi);
-        lo.n = -1;
-        lo.nu = opt_array(L, 2, fn, "nu", 1, &lo.n, 1, 0);
-        if (lo.n > 1 << 24)
-            return luaL_error(L, "%s: %I spectral points are too many", fn, (lua_Integer)lo.n);
-        opt.ngpt = (int)lo.n, opt.nu1 = opt.nu2 = lo.nu, opt.fn = lbl_fn, opt.ud = &lo;
-        opt.weight = opt_array(L, 2, fn, "weight", 1, (int64_t[1]){lo.n}, 1, 0);
-    } else if (lua_isfunction(L, oi)) {
-        int64_t ngpt = -1;
-        opt.nu1 = opt_array(L, 2, fn, "nu1", 1, &ngpt, 1, 0);
-        check_sizes(L, fn, 1, s->nlay, ngpt);
-        opt.ngpt = (int)ngpt;
-        opt.nu2 = opt_array(L, 2, fn, "nu2", 1, (int64_t[1]){ngpt}, 1, 0);
-        opt.weight = opt_array(L, 2, fn, "weight", 1, (int64_t[1]){ngpt}, 0, 0);
-        luo = (lua_optics){L, oi, opt.ngpt, 0, NULL, 0, NULL, NULL};
-        opt.fn = optics_trampoline, opt.ud = &luo;
-    } else {
-        return luaL_error(L, "%s: option 'optics' must be \"gray\", a radiation.lbl model or a function(state) -> "
-                             "tau, planck_frac; got a %s", fn, luaL_typename(L, oi));
-    }
+    optics_store store;
+    parse_optics(L, 2, fn, s->nlay, &opt, &store);
     mimic_rad_rce_run_opts ro;
     mimic_rad_rce_run_opts_default(&ro);
     ro.dt = opt_num(L, 2, fn, "dt", ro.dt);
@@ -941,6 +1096,20 @@ static int rce_set(lua_State *L)
 
 /* --- registration ------------------------------------------------------------------ */
 
+/* A metatable with methods, and gc as __gc and __close (so `<close>` frees early). */
+static void new_class(lua_State *L, const char *meta, const luaL_Reg *methods, lua_CFunction gc)
+{
+    luaL_newmetatable(L, meta);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__close");
+    lua_pop(L, 1);
+}
+
 void lmimic_open_radiation(lua_State *L, int mod, int methods)
 {
     (void)methods;
@@ -961,6 +1130,10 @@ void lmimic_open_radiation(lua_State *L, int mod, int methods)
         {"uniform_grid", l_uniform_grid},
         /* rad_rce.h */
         {"rce", l_rce},
+        /* rad_kdist.h, rad_nn.h */
+        {"kdist", l_kdist},
+        {"nn_features", l_nn_features},
+        {"nn_feature_names", l_nn_feature_names},
         {NULL, NULL},
     };
     static const luaL_Reg lbl_methods[] = {
@@ -969,22 +1142,10 @@ void lmimic_open_radiation(lua_State *L, int mod, int methods)
     static const luaL_Reg rce_methods[] = {
         {"run", rce_run}, {"step", rce_step}, {"state", rce_state}, {"set", rce_set}, {NULL, NULL},
     };
-    luaL_newmetatable(L, LBL_META);
-    luaL_newlib(L, lbl_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, lbl_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, lbl_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, RCE_META);
-    luaL_newlib(L, rce_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, rce_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, rce_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pop(L, 1);
+    static const luaL_Reg kdist_methods[] = {{"info", kdist_info}, {"optics", kdist_optics}, {NULL, NULL}};
+    new_class(L, LBL_META, lbl_methods, lbl_gc);
+    new_class(L, RCE_META, rce_methods, rce_gc);
+    new_class(L, KDIST_META, kdist_methods, kdist_gc);
     luaL_newlib(L, funcs);
     lua_setfield(L, mod, "radiation");
 }
