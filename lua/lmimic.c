@@ -177,7 +177,7 @@ static int l_clock(lua_State *L)
  * dependency on where the Lua files live: package.path finds them. */
 static const char *const submodules[] = {"nn", "optim", "train", "search", "validate", "report", "data", "diagnose", "modelfile",
                                          "profile", "aposteriori", "rfmip", "generative", "constraints",
-                                         "stencil", "augment", NULL};
+                                         "stencil", "augment", "gasoptics", NULL};
 
 static int l_module_index(lua_State *L)
 {
