@@ -3,7 +3,8 @@
 -- References: identities between the binding's own calls (parts add up,
 -- layer optical depth = cross-section x amount), the closed-form gray
 -- two-stream radiative equilibrium, and the built-in gray optics against the
--- same optics written as a Lua callback.
+-- same optics written as a Lua callback; the k-distribution kernel (radiation.kdist)
+-- against itself through a callback, and the surrogate's feature vector by hand.
 local lu = require "luaunit"
 local mimic = require "mimic"
 local raises = require("helpers").raises
@@ -145,6 +146,104 @@ function TestRCE.test_bad_inputs()
   local m = R.rce { p_lev = levels(5, 0, 1e5) }
   raises("option 'optics'", function() return m:run {} end)
   raises("dt", function() return m:run { optics = "gray", dt = -1 } end)
+end
+
+-- --- the k-distribution kernel and the surrogate's features ------------------------------
+TestKDist = {}
+
+local KD_PATH = "data/kdist/mimic-lw-kdist.h5" -- tests run from the source tree
+
+-- Three layers of a mid-latitude-like column, with every gas set.
+local function state3()
+  local vmr = {}
+  for _, g in ipairs(R.gas_names()) do vmr[g] = 1e-10 end
+  vmr.h2o = mimic.tensor({ 5e-6, 2e-3, 1.5e-2 }, "float64")
+  vmr.o3 = mimic.tensor({ 6e-6, 5e-8, 3e-8 }, "float64")
+  vmr.co2, vmr.ch4, vmr.n2o, vmr.co, vmr.o2, vmr.n2 = 4e-4, 1.8e-6, 3.2e-7, 1e-7, 0.209, 0.781
+  vmr.cfc12 = 5e-10
+  return { p = mimic.tensor({ 500, 50000, 95000 }, "float64"), t = mimic.tensor({ 230, 260, 290 }, "float64"),
+           col_dry = mimic.tensor({ 1e22, 5e23, 2e23 }, "float64"), vmr = vmr }
+end
+
+function TestKDist.test_info_and_optics()
+  local kd = R.kdist(KD_PATH)
+  local info = kd:info()
+  lu.assertEquals(info.ngpt, info.nband * info.ngb)
+  lu.assertEquals(info.nu1:size(1), info.ngpt)
+  lu.assertTrue(info.p_split > 1000 and info.p_split < 100000)
+  local tau, pf = kd:optics(state3())
+  lu.assertEquals(tau:size(), { 3, info.ngpt })
+  lu.assertTrue(tau:min():item() >= 0)
+  -- Planck fractions sum to 1 over each band's g-points
+  local sums = pf:view({ 3, info.nband, info.ngb }):sum(3)
+  lu.assertTrue(((sums - 1):abs()):max():item() < 1e-5)
+  -- optical depth is proportional to the dry-air column at fixed mixing ratios
+  local st = state3()
+  st.col_dry = st.col_dry * 3
+  local tau3 = kd:optics(st)
+  lu.assertTrue(((tau3 - tau * 3):abs() / (tau * 3 + 1e-30)):max():item() < 1e-12)
+end
+
+function TestKDist.test_fluxes_with_kdist_equal_callback()
+  local kd = R.kdist(KD_PATH)
+  local info = kd:info()
+  local nlay = 4
+  local p_lev = mimic.tensor({ { 100, 20000, 50000, 80000, 100000 } }, "float64")
+  local p_lay = mimic.tensor({ { 10000, 35000, 65000, 90000 } }, "float64")
+  local t_lay = mimic.tensor({ { 220, 240, 265, 285 } }, "float64")
+  local t_lev = mimic.tensor({ { 215, 230, 252, 275, 290 } }, "float64")
+  local cols = { p_lay = p_lay, p_lev = p_lev, t_lay = t_lay, t_lev = t_lev, t_sfc = { 292 }, sfc_emis = 0.98,
+    vmr = { h2o = mimic.tensor({ { 1e-5, 5e-4, 4e-3, 1e-2 } }, "float64"), co2 = 4e-4, o3 = 1e-7, ch4 = 1.8e-6 } }
+  cols.optics = kd
+  local a = R.lw_fluxes(cols)
+  local calls = 0
+  cols.optics = function(state)
+    calls = calls + 1
+    lu.assertEquals(state.p:size(1), nlay)
+    return kd:optics(state)
+  end
+  cols.nu1, cols.nu2 = info.nu1, info.nu2
+  local b = R.lw_fluxes(cols)
+  lu.assertEquals(calls, 1)
+  lu.assertEquals((a.flux_up - b.flux_up):abs():max():item(), 0)
+  lu.assertEquals((a.flux_dn - b.flux_dn):abs():max():item(), 0)
+  lu.assertTrue(a.flux_up[1][1] > 150 and a.flux_up[1][1] < 400)
+end
+
+function TestKDist.test_features()
+  local x = R.nn_features(state3())
+  local names, units = R.nn_feature_names()
+  lu.assertEquals(x:size(), { 3, #names })
+  lu.assertEquals(units, "mimic-rad-nn-features-1")
+  lu.assertEquals(names[1], "ln_p")
+  lu.assertAlmostEquals(x[2][1], math.log(50000), 1e-12)
+  lu.assertEquals(x[3][2], 290)
+  lu.assertAlmostEquals(x[1][3], math.log(5e-6), 1e-12)
+  lu.assertAlmostEquals(x[1][5], math.log(4e-4), 1e-12)
+  lu.assertAlmostEquals(x[1][6], 1.8, 1e-12)  -- ch4 in ppm
+  local i12
+  for i, n in ipairs(names) do if n == "cfc12" then i12 = i end end
+  lu.assertAlmostEquals(x[1][i12], 0.5, 1e-12) -- cfc12 in ppb
+  -- a zero mixing ratio is floored before the log, never -inf
+  local st = state3()
+  st.vmr.o3 = 0
+  lu.assertAlmostEquals(R.nn_features(st)[1][4], math.log(1e-12), 1e-12)
+end
+
+function TestKDist.test_errors()
+  raises("mimic-lw-kdist-missing.h5", R.kdist, "/nonexistent/mimic-lw-kdist-missing.h5")
+  local kd = R.kdist(KD_PATH)
+  local st = state3()
+  st.vmr.xenon = 1
+  raises("unknown gas 'xenon'", function() return kd:optics(st) end)
+  st = state3()
+  st.t = mimic.tensor({ 200, 210 }, "float64")
+  raises("'t'", function() return kd:optics(st) end)
+  st = state3()
+  st.p = mimic.tensor({ 500, -1, 95000 }, "float64")
+  raises("p", function() return kd:optics(st) end)
+  raises("option 'optics'", R.lw_fluxes, { p_lay = mimic.ones({ 1, 1 }, "float64"), t_lay = mimic.ones({ 1, 1 }),
+    p_lev = mimic.tensor({ { 0, 2 } }), t_lev = mimic.ones({ 1, 2 }), t_sfc = { 1 }, sfc_emis = 1, vmr = {}, optics = 42 })
 end
 
 os.exit(lu.LuaUnit.run())
