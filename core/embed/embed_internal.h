@@ -22,10 +22,11 @@ typedef struct cenc_op {
     const double *a, *b;        /* affine: [width] each, inside the encoder's coef block */
 } cenc_op;
 
-typedef enum cenc_mode { CENC_NONE, CENC_AFFINE, CENC_GENERAL } cenc_mode;
+typedef enum cenc_mode { CENC_NONE, CENC_AFFINE, CENC_LOG_AFFINE, CENC_GENERAL } cenc_mode;
 
 typedef struct cenc {
-    cenc_mode mode;             /* NONE: no op; AFFINE: exactly one affine op */
+    cenc_mode mode;             /* NONE: no op; AFFINE: exactly one affine op; LOG_AFFINE: log
+                                   then one affine op (outputs decode through a vector exp) */
     int nops;
     cenc_op *ops;               /* in the handle's work block */
 } cenc;

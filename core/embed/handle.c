@@ -199,7 +199,9 @@ static void compile_encoder(const mimic_encoder *e, int64_t width, cenc *c, cenc
     *ops += c->nops;
     c->mode = c->nops == 0                                              ? CENC_NONE
               : c->nops == 1 && c->ops[0].kind == MIMIC_ENC_STANDARD ? CENC_AFFINE
-                                                                        : CENC_GENERAL;
+              : c->nops == 2 && c->ops[0].kind == MIMIC_ENC_LOG && c->ops[1].kind == MIMIC_ENC_STANDARD
+                  ? CENC_LOG_AFFINE
+                  : CENC_GENERAL;
 }
 
 /* Both encoders of the handle's model, compiled into mem: at least
@@ -890,10 +892,49 @@ static int reserve(mimic_handle *h, int64_t n)
         }                                                                                 \
     } while (0)
 
+/* exp(x) for decoding log-encoded outputs (the common "log, then
+ * standardise" of positive quantities spanning decades): Cody-Waite
+ * reduction x = n ln2 + r, |r| <= ln2/2, a degree-13 Taylor polynomial
+ * (truncation < 5e-18 relative) and 2^n built in the exponent bits, all
+ * branch-free so `omp simd` vectorises it, where libm's exp is a call per
+ * element that costs more than the network's last layer. Within 2 ulp of
+ * exp; 0 below x = -708 (exp is subnormal there), +inf above 709, NaN kept. */
+static inline double vexp(double x)
+{
+    const double shift = 0x1.8p52, log2e = 1.4426950408889634, ln2_hi = 6.93147180369123816490e-01,
+                 ln2_lo = 1.90821492927058770002e-10;
+    double xc = x == x ? (x < -708.0 ? -708.0 : x > 709.0 ? 709.0 : x) : 0.0;
+    double t = xc * log2e + shift; /* n = round(xc log2e) in the low mantissa bits */
+    double n = t - shift;
+    double r = (xc - n * ln2_hi) - n * ln2_lo;
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    uint64_t ti, sb;
+    memcpy(&ti, &t, sizeof ti);
+    sb = (ti + 1023) << 52; /* n + 1023 in [2, 2046]: a normal 2^n */
+    double scale;
+    memcpy(&scale, &sb, sizeof scale);
+    double y = p * scale;
+    return x != x ? x : x < -708.0 ? 0.0 : x > 709.0 ? (double)INFINITY : y;
+}
+
 #define ENC_NONE(x, j) (x)
 #define ENC_AFFINE(x, j) (((x) - A[j]) / B[j])
 #define ENC_GENERAL(x, j) enc_x(c, off + (j), x)
 #define DEC_AFFINE(x, j) ((x) * B[j] + A[j])
+#define DEC_LOG_AFFINE(x, j) (vexp((x) * B[j] + A[j]) - P)
 #define DEC_GENERAL(x, j) dec_x(c, off + (j), x)
 
 CLONES static void gather_fast(const mimic_array *a, const double *A, const double *B, int64_t off, mimic_dtype dt,
@@ -911,7 +952,7 @@ CLONES static void gather_fast(const mimic_array *a, const double *A, const doub
 static void gather_enc(const mimic_array *a, const cenc *c, int64_t off, mimic_dtype dt, void *X, int64_t nin,
                        int64_t i0, int64_t m, uint8_t *fl)
 {
-    if (c->mode != CENC_GENERAL) {
+    if (c->mode == CENC_NONE || c->mode == CENC_AFFINE) {
         gather_fast(a, c->mode == CENC_AFFINE ? c->ops[0].a + off : NULL,
                     c->mode == CENC_AFFINE ? c->ops[0].b + off : NULL, off, dt, X, nin, i0, m, fl);
         return;
@@ -986,15 +1027,19 @@ static void gather_enc(const mimic_array *a, const cenc *c, int64_t off, mimic_d
         }                                                                                 \
     } while (0)
 
-CLONES static void scatter_fast(const mimic_array *a, const double *A, const double *B, int64_t off, mimic_dtype dt,
-                                const void *Y, int64_t nout, int64_t i0, int64_t m, double lo, double hi, uint8_t *fl)
+/* mode CENC_NONE (A NULL), CENC_AFFINE, or CENC_LOG_AFFINE (offset P). */
+CLONES static void scatter_fast(const mimic_array *a, cenc_mode mode, const double *A, const double *B, double P,
+                                int64_t off, mimic_dtype dt, const void *Y, int64_t nout, int64_t i0, int64_t m,
+                                double lo, double hi, uint8_t *fl)
 {
     int64_t ss = a->sample_stride, fs = a->feature_stride, sz = a->size;
 #define SIMD _Pragma("omp simd")
-    if (!A)
+    if (mode == CENC_NONE)
         SCATTER_TYPES(ENC_NONE);
-    else
+    else if (mode == CENC_AFFINE)
         SCATTER_TYPES(DEC_AFFINE);
+    else
+        SCATTER_TYPES(DEC_LOG_AFFINE);
 #undef SIMD
 }
 
@@ -1002,8 +1047,10 @@ static void scatter_dec(const mimic_array *a, const cenc *c, int64_t off, mimic_
                         int64_t i0, int64_t m, double lo, double hi, uint8_t *fl)
 {
     if (c->mode != CENC_GENERAL) {
-        scatter_fast(a, c->mode == CENC_AFFINE ? c->ops[0].a + off : NULL,
-                     c->mode == CENC_AFFINE ? c->ops[0].b + off : NULL, off, dt, Y, nout, i0, m, lo, hi, fl);
+        const cenc_op *aff = c->mode == CENC_AFFINE ? &c->ops[0] : c->mode == CENC_LOG_AFFINE ? &c->ops[1] : NULL;
+        scatter_fast(a, c->mode, aff ? aff->a + off : NULL, aff ? aff->b + off : NULL,
+                     c->mode == CENC_LOG_AFFINE ? c->ops[0].p : 0.0, off, dt, Y, nout,
+                     i0, m, lo, hi, fl);
         return;
     }
     int64_t ss = a->sample_stride, fs = a->feature_stride, sz = a->size;

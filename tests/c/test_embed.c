@@ -12,6 +12,7 @@
 #include "mimic/guard.h"
 #include "mimic/modelfile.h"
 
+#include <float.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -938,6 +939,68 @@ TEST(out_of_memory)
     host_free(&h);
 }
 
+/* Outputs decoded by "log, then standard" take the vectorised exp path:
+ * within 2 ulp of libm's exp over the whole double range, 0 where exp
+ * underflows below -708, +inf where it overflows, in float64 and float32
+ * host arrays. A 1 -> 8 dense layer of unit weights copies the input. */
+TEST(log_affine_decode)
+{
+    enum { W = 8, N = 4001 };
+    const double oa[W] = {0, 1, -2, 3.5, 0, -40, 10, 0.25}, ob[W] = {1, 0.5, 2, 1e-3, 100, 1, 3, 7};
+    double w1[W], b1[W] = {0};
+    for (int j = 0; j < W; j++)
+        w1[j] = 1;
+    mimic_model *m = mimic_model_new(MIMIC_F64, 1);
+    CHECK_OK(mimic_model_add_dense(m, W, w1, b1));
+    mimic_io_var iv = {"x", "1", 1}, ov = {"y", "1", W};
+    mimic_contract c = {1, 1, &iv, &ov};
+    mimic_enc_stage os[2] = {{.kind = MIMIC_ENC_LOG, .offset = 0.5}, {.kind = MIMIC_ENC_STANDARD, .n = W, .a = oa, .b = ob}};
+    mimic_encoder ie = {0, NULL}, oe = {2, os};
+    const char *path = path_in_dir("logaff.h5");
+    CHECK_OK(mimic_model_save(path, m, &c, &ie, &oe, NULL));
+    mimic_model_free(m);
+    mimic_handle *h = NULL;
+    CHECK_OK(mimic_open(path, &(mimic_options){.precision = MIMIC_PRECISION_F64}, &h));
+    double *x = malloc(N * sizeof *x), *y = malloc((size_t)N * W * sizeof *y);
+    float *yf = malloc((size_t)N * W * sizeof *yf);
+    for (int i = 0; i < N; i++)
+        x[i] = -12.0 + 24.0 * i / (N - 1); /* u = x b + a spans about -1240 .. 1240 */
+    CHECK_OK(mimic_bind(h, MIMIC_INPUT, "x", NULL, &(mimic_array){x, MIMIC_F64, 1, 1, 1}));
+    CHECK_OK(mimic_bind(h, MIMIC_OUTPUT, "y", NULL, &(mimic_array){y, MIMIC_F64, W, W, 1}));
+    CHECK_OK(mimic_run(h, N));
+    double worst = 0;
+    int bad = 0;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < W; j++) {
+            double u = x[i] * ob[j] + oa[j], want = exp(u) - 0.5, got = y[(int64_t)i * W + j];
+            if (u < -708)
+                bad += got != -0.5;
+            else if (u > 709)
+                bad += !(isinf(got) && got > 0);
+            else {
+                /* exp(u) to 2 ulp; subtracting 0.5 rounds once more */
+                double ulp = fabs(got - want) / (DBL_EPSILON * fmax(exp(u), 0.5));
+                worst = fmax(worst, ulp);
+                bad += ulp > 2.5;
+            }
+        }
+    CHECK(bad == 0);
+    CHECK(worst < 2.5);
+    CHECK_OK(mimic_bind(h, MIMIC_OUTPUT, "y", NULL, &(mimic_array){yf, MIMIC_F32, W, W, 1}));
+    CHECK_OK(mimic_run(h, N));
+    bad = 0;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < W; j++) {
+            double u = x[i] * ob[j] + oa[j];
+            if (u > -708 && u < 88)
+                bad += yf[(int64_t)i * W + j] != (float)y[(int64_t)i * W + j];
+        }
+    CHECK(bad == 0);
+    mimic_close(&h);
+    free(x), free(y), free(yf);
+    unlink(path);
+}
+
 int main(void)
 {
     use_counting_allocator();
@@ -976,6 +1039,7 @@ int main(void)
     RUN(nan_inputs_and_log);
     RUN(errors);
     RUN(out_of_memory);
+    RUN(log_affine_decode);
     const char *files[] = {"a32.h5", "a64.h5", "b.h5", "c.h5", "units.h5", "enc.h5", "truncated.h5", "text.h5"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         unlink(path_in_dir(files[i]));
