@@ -1171,26 +1171,36 @@ static int run_chunk(mimic_handle *h, int t, int64_t i0, int64_t m, unsigned *an
     return MIMIC_OK;
 }
 
-/* All n samples on up to nthr threads, split as mimic_plan_run splits a
- * batch: chunks of the plans' size, or for a batch smaller than one chunk
- * per thread, equal shares of at least MIN_ROWS_PER_THREAD rows. One chunk
- * or one thread runs on the calling thread, without a parallel region.
- * *any gets the OR of all flags. */
-static int run_all(mimic_handle *h, int64_t n, int nthr, unsigned *any)
+/* How run_all splits n samples, as mimic_plan_run splits a batch: chunks of
+ * the plans' size, or for a batch smaller than one chunk per thread, equal
+ * shares of at least MIN_ROWS_PER_THREAD rows. *nthr becomes the threads
+ * actually used (at most those asked). */
+static void split_batch(const mimic_handle *h, int64_t n, int *nthr, int64_t *per_out)
 {
     int64_t per = h->chunk;
-    if (nthr > h->slots)
-        nthr = h->slots;
-    if (nthr > 1 && n < nthr * per) {
-        per = ((n + nthr - 1) / nthr + 15) / 16 * 16;
+    int nt = *nthr > h->slots ? h->slots : *nthr;
+    if (nt > 1 && n < nt * per) {
+        per = ((n + nt - 1) / nt + 15) / 16 * 16;
         if (per < MIN_ROWS_PER_THREAD)
-            per = h->chunk, nthr = 1;
+            per = h->chunk, nt = 1;
         else if (per > h->chunk)
             per = h->chunk;
     }
     int64_t nchunks = (n + per - 1) / per;
-    if (nthr > nchunks)
-        nthr = (int)nchunks;
+    if (nt > nchunks)
+        nt = (int)nchunks;
+    *nthr = nt < 1 ? 1 : nt;
+    *per_out = per;
+}
+
+/* All n samples on up to nthr threads (split_batch). One chunk or one
+ * thread runs on the calling thread, without a parallel region. *any gets
+ * the OR of all flags. */
+static int run_all(mimic_handle *h, int64_t n, int nthr, unsigned *any)
+{
+    int64_t per;
+    split_batch(h, n, &nthr, &per);
+    int64_t nchunks = (n + per - 1) / per;
     int rc = MIMIC_OK;
     unsigned fa = 0;
     if (nthr <= 1) {
@@ -1257,7 +1267,13 @@ int mimic_run(mimic_handle *h, int64_t n)
         return rc;
     double t0 = now();
     int nthr = in_parallel() ? 1 : h->opt.num_threads > 0 ? h->opt.num_threads : mimic_get_num_threads();
-    int prev = push_threads(nthr); /* for BLAS, when the chunks run on the calling thread */
+    /* BLAS inside a chunk on the calling thread gets the threads the split
+     * uses: a batch too small to share stays on one thread for BLAS too (a
+     * team for a 60-row gemm costs more than the gemm, far more on a busy
+     * machine). */
+    int64_t per_unused;
+    split_batch(h, n, &nthr, &per_unused);
+    int prev = push_threads(nthr);
     unsigned any = 0;
     rc = run_all(h, n, nthr, &any);
     pop_threads(prev); /* the host's callbacks run with its own setting */
