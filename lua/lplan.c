@@ -14,7 +14,11 @@
  * stride =, padding =, dilation = (tables of ndim integers), circular = (conv:
  * circular padding; avg_pool: count_include_pad), weight =, bias =},
  * {type = "global_avg_pool" | "global_max_pool", channels =}, {type = "flatten"},
- * {type = "upsample", ndim =, in_channels =, size =, stride = (the integer factors)}. Weights are converted to
+ * {type = "upsample", ndim =, in_channels =, size =, stride = (the integer factors)},
+ * {type = "upsample_linear", (as upsample), circular = align_corners},
+ * {type = "conv_transpose", (as conv), output_padding =} (weight [in, out/groups, k...]),
+ * {type = "rnn_tanh" | "rnn_relu" | "lstm" | "gru", seq_len =, input_size =, hidden_size =,
+ * weight_ih =, weight_hh =, bias_ih =, bias_hh =}, {type = "last_step", seq_len =}. Weights are converted to
  * the plan's dtype and copied: the plan is a snapshot. */
 #include "lmimic.h"
 
@@ -103,10 +107,10 @@ static void geom_field(lua_State *L, int rec, mimic_spatial *g)
     g->in_channels = int_field(L, rec, "in_channels", 0);
     g->out_channels = int_field(L, rec, "out_channels", g->in_channels);
     g->groups = int_field(L, rec, "groups", 1);
-    static const char *const names[] = {"size", "kernel", "stride", "padding", "dilation"};
-    int64_t *dst[] = {g->size, g->kernel, g->stride, g->padding, g->dilation};
-    static const int64_t def[] = {0, 0, 1, 0, 1};
-    for (int k = 0; k < 5; k++) {
+    static const char *const names[] = {"size", "kernel", "stride", "padding", "dilation", "output_padding"};
+    int64_t *dst[] = {g->size, g->kernel, g->stride, g->padding, g->dilation, g->output_padding};
+    static const int64_t def[] = {0, 0, 1, 0, 1, 0};
+    for (int k = 0; k < 6; k++) {
         lua_getfield(L, rec, names[k]);
         for (int d = 0; d < g->ndim; d++) {
             if (lua_istable(L, -1)) {
@@ -182,6 +186,32 @@ mimic_model *lmimic_build_model(lua_State *L, int idx_records, lua_Integer nin, 
             mimic_spatial g;
             geom_field(L, rec, &g);
             rc = mimic_model_add_upsample(m, &g);
+        } else if (strcmp(type, "upsample_linear") == 0) {
+            mimic_spatial g;
+            geom_field(L, rec, &g);
+            rc = mimic_model_add_upsample_linear(m, &g);
+        } else if (strcmp(type, "conv_transpose") == 0) {
+            mimic_spatial g;
+            geom_field(L, rec, &g);
+            int64_t kv = g.kernel[0] * (g.ndim > 1 ? g.kernel[1] : 1) * (g.ndim > 2 ? g.kernel[2] : 1);
+            int64_t cnt = g.groups > 0 ? g.in_channels * (g.out_channels / g.groups) * kv : 0;
+            const void *wp = weight_field(L, what, rec, (int)i, "weight", dt, cnt, false);
+            const void *bp = weight_field(L, what, rec, (int)i, "bias", dt, g.out_channels, true);
+            rc = mimic_model_add_conv_transpose(m, &g, wp, bp);
+        } else if (mimic_cell_parse(type) >= 0) {
+            mimic_recurrent r = {.cell = mimic_cell_parse(type), .seq_len = int_field(L, rec, "seq_len", 0),
+                                 .input_size = int_field(L, rec, "input_size", 0),
+                                 .hidden_size = int_field(L, rec, "hidden_size", 0)};
+            int64_t GH = (r.cell == MIMIC_CELL_LSTM ? 4 : r.cell == MIMIC_CELL_GRU ? 3 : 1) * r.hidden_size;
+            if (r.input_size < 1 || r.hidden_size < 1)
+                luaL_error(L, "%s: layer %d: input_size and hidden_size must be >= 1", what, (int)i);
+            const void *wi = weight_field(L, what, rec, (int)i, "weight_ih", dt, GH * r.input_size, false);
+            const void *wh = weight_field(L, what, rec, (int)i, "weight_hh", dt, GH * r.hidden_size, false);
+            const void *bi = weight_field(L, what, rec, (int)i, "bias_ih", dt, GH, true);
+            const void *bh = weight_field(L, what, rec, (int)i, "bias_hh", dt, GH, true);
+            rc = mimic_model_add_recurrent(m, &r, wi, wh, bi, bh);
+        } else if (strcmp(type, "last_step") == 0) {
+            rc = mimic_model_add_last_step(m, int_field(L, rec, "seq_len", 0));
         } else if (strcmp(type, "flatten") == 0) {
             rc = mimic_model_add_flatten(m);
         } else if (strcmp(type, "residual_begin") == 0) {

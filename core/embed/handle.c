@@ -262,59 +262,9 @@ static double dec_x(const cenc *c, int64_t j, double x)
 }
 
 /* --- loading ------------------------------------------------------------------ */
-/* A copy of m in dtype dt (the caller owns it), record by record through the
- * public builders, so the converted model passes the same checks as a built one. */
-static mimic_model *convert_model(const mimic_model *m, mimic_dtype dt)
-{
-    mimic_model *c = mimic_model_new(dt, mimic_model_nin(m));
-    mimic_dtype sdt = mimic_model_dtype(m);
-    int rc = c ? MIMIC_OK : MIMIC_ENOMEM;
-    for (int i = 0; !rc && i < mimic_model_num_layers(m); i++) {
-        mimic_layer_info li;
-        void *w[2] = {NULL, NULL};
-        rc = mimic_model_layer(m, i, &li);
-        for (int k = 0; !rc && k < 2; k++) {
-            if (!li.weight[k])
-                continue;
-            int64_t cnt = li.weight_rows[k] * li.weight_cols[k];
-            if (!(w[k] = mimic_malloc((size_t)cnt * mimic_dtype_size(dt)))) {
-                rc = MIMIC_ENOMEM;
-                break;
-            }
-            for (int64_t j = 0; j < cnt; j++) {
-                double v = sdt == MIMIC_F32 ? (double)((const float *)li.weight[k])[j] : ((const double *)li.weight[k])[j];
-                if (dt == MIMIC_F32)
-                    ((float *)w[k])[j] = (float)v;
-                else
-                    ((double *)w[k])[j] = v;
-            }
-        }
-        if (!rc) {
-            int act = mimic_activation_parse(li.type);
-            if (!strcmp(li.type, "dense"))
-                rc = mimic_model_add_dense(c, li.out, w[0], w[1]);
-            else if (!strcmp(li.type, "layernorm"))
-                rc = mimic_model_add_layernorm(c, li.attr[0], w[0], w[1]);
-            else if (!strcmp(li.type, "batchnorm1d"))
-                rc = mimic_model_add_affine(c, w[0], w[1]);
-            else if (!strcmp(li.type, "residual_begin"))
-                rc = mimic_model_begin_residual(c);
-            else if (!strcmp(li.type, "residual_end"))
-                rc = mimic_model_end_residual(c);
-            else if (act >= 0)
-                rc = mimic_model_add_activation(c, (mimic_activation)act, li.attr[0], li.attr[1]);
-            else
-                rc = mimic_error(MIMIC_EINTERNAL, "layer %d: record type '%s' has no converter", i, li.type);
-        }
-        mimic_free(w[0]);
-        mimic_free(w[1]);
-    }
-    if (rc) {
-        mimic_model_free(c);
-        return NULL;
-    }
-    return c;
-}
+/* A copy of m in dtype dt (the caller owns it): every record type, conv and
+ * recurrent ones included (mimic_model_convert, core/nn/model.c). */
+static mimic_model *convert_model(const mimic_model *m, mimic_dtype dt) { return mimic_model_convert(m, dt); }
 
 static void free_plans(mimic_plan **plans, int slots)
 {

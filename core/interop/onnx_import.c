@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { R_DENSE, R_ACT, R_LN, R_AFFINE, R_RES_END, R_CONV, R_POOL, R_GPOOL, R_FLATTEN };
+enum { R_DENSE, R_ACT, R_LN, R_AFFINE, R_RES_END, R_CONV, R_POOL, R_GPOOL, R_FLATTEN, R_RNN, R_LAST };
 
 typedef struct rec {
     int kind;
@@ -22,6 +22,8 @@ typedef struct rec {
     mimic_activation act;
     double p0, p1;    /* activation parameters; ln: p0 = eps; pools: p0 = 1 for max */
     mimic_spatial g;  /* conv, pools; global pool: g.in_channels */
+    mimic_recurrent rr; /* R_RNN: w = w_ih, w2 = w_hh, b = b_ih, b2 = b_hh (PyTorch's gate order); R_LAST */
+    double *w2, *b2;
 } rec;
 
 typedef struct val {
@@ -31,6 +33,8 @@ typedef struct val {
     int64_t ch, sp[3];
     int pos;          /* records before it: a block that starts at this value begins at pos */
     int rec;          /* the record that produced it, -1 for none (graph input, aliases) */
+    int seq;          /* sequences (nd = 1, ch = T, sp[0] = features): 0 batch first [N, T, F],
+                         1 time first [T, N, F], 2 a recurrent node's output [T, 1, N, H] */
 } val;
 
 typedef struct blk {
@@ -51,12 +55,14 @@ typedef struct importer {
     val head;
     char label[32];
     const char *node;
+    char *skip;       /* per node: part of a recurrent node's initial-state computation (zeros) */
 } importer;
 
 static const char *const SUPPORTED[] = {
     "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Elu", "Tanh", "Sigmoid", "Softplus",
     "Identity", "Dropout", "Flatten", "Reshape", "BatchNormalization", "LayerNormalization", "Constant",
-    "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Pad", NULL};
+    "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Pad", "LSTM", "GRU", "RNN",
+    "Transpose", "Squeeze", "Gather", NULL};
 
 static int supported(const Onnx__NodeProto *n)
 {
@@ -77,7 +83,7 @@ static int check_ops(importer *im)
     msg[0] = '\0';
     for (size_t i = 0; i < im->g->n_node; i++) {
         const Onnx__NodeProto *n = im->g->node[i];
-        if (supported(n))
+        if (supported(n) || (im->skip && im->skip[i]))
             continue;
         char buf[32];
         if (len < sizeof msg - 200) {
@@ -190,12 +196,222 @@ static rec *affine_rec(importer *im, int64_t w)
     return r;
 }
 
+/* --- recurrent nodes ------------------------------------------------------------ */
+/* PyTorch's export computes a recurrent node's zero initial state from the
+ * input's batch size (Shape, Gather, Unsqueeze, Concat, ConstantOfShape,
+ * Slice, ...). Those nodes are marked here and skipped: a node is part of
+ * the state computation if each of its outputs is read only by such nodes or
+ * as an LSTM/GRU/RNN state input (sequence_lens, initial_h, initial_c). The
+ * value is checked to be zeros where it is made (ConstantOfShape). */
+static int is_recurrent(const char *op) { return !strcmp(op, "LSTM") || !strcmp(op, "GRU") || !strcmp(op, "RNN"); }
+
+static const char *const STATE_OPS[] = {"Shape", "Gather", "Unsqueeze", "Concat", "ConstantOfShape", "Slice",
+                                        "Constant", "Expand", "Cast", "Squeeze", "Reshape", "Identity", NULL};
+
+static int mark_state_nodes(importer *im)
+{
+    const Onnx__GraphProto *g = im->g;
+    for (size_t i = g->n_node; i-- > 0;) {
+        const Onnx__NodeProto *n = g->node[i];
+        int ok = 0;
+        for (int k = 0; STATE_OPS[k]; k++)
+            ok |= n->op_type && !strcmp(n->op_type, STATE_OPS[k]);
+        int used = 0;
+        for (size_t o = 0; ok && o < n->n_output; o++) {
+            if (!n->output[o][0])
+                continue;
+            for (size_t k = 0; ok && k < g->n_output; k++)
+                ok = strcmp(g->output[k]->name, n->output[o]) != 0;
+            for (size_t j = i + 1; ok && j < g->n_node; j++) {
+                const Onnx__NodeProto *c = g->node[j];
+                for (size_t k = 0; ok && k < c->n_input; k++) {
+                    if (strcmp(c->input[k], n->output[o]) != 0)
+                        continue;
+                    used = 1;
+                    ok = im->skip[j] || (is_recurrent(c->op_type) && k >= 4);
+                }
+            }
+        }
+        im->skip[i] = (char)(ok && used);
+        if (im->skip[i] && !strcmp(n->op_type, "ConstantOfShape")) {
+            const Onnx__AttributeProto *a = onnx_attr(n, "value");
+            if (a && a->t) {
+                int64_t dims[4], numel;
+                int nd;
+                double *v = onnx_const_doubles(im->path, a->t, "ConstantOfShape value", dims, &nd, &numel);
+                if (!v)
+                    return MIMIC_EIO;
+                int zero = numel == 1 && v[0] == 0;
+                mimic_free(v);
+                if (!zero)
+                    return mimic_error(MIMIC_EIO, "%s: node '%s': a recurrent node's initial state is not zeros; "
+                                       "mimic runs from zero states only", im->path,
+                                       onnx_node_label(n, (int)i, im->label));
+            }
+        }
+    }
+    return 0;
+}
+
+/* The name is an output of a skipped (initial-state) node. */
+static int state_value(const importer *im, const char *name)
+{
+    for (size_t i = 0; im->skip && i < im->g->n_node; i++)
+        for (size_t o = 0; im->skip[i] && o < im->g->node[i]->n_output; o++)
+            if (!strcmp(im->g->node[i]->output[o], name))
+                return 1;
+    return 0;
+}
+
+/* LSTM, GRU, RNN (forward, PyTorch's semantics) on the time-first head:
+ * one R_RNN record with the weights in PyTorch's gate order. */
+static int recurrent_node(importer *im, const Onnx__NodeProto *n, val *outv)
+{
+    const val *h = &im->head;
+    const char *op = n->op_type;
+    if (h->nd != 1 || h->seq != 1)
+        return ferr(im, MIMIC_ESHAPE, "a recurrent node needs a time-first [T, batch, features] sequence: export "
+                    "with batch_first = True and a [batch, T, features] graph input");
+    const Onnx__AttributeProto *dir = onnx_attr(n, "direction");
+    if (dir && dir->has_s && !(dir->s.len == 7 && !memcmp(dir->s.data, "forward", 7)))
+        return ferr(im, MIMIC_EIO, "only direction 'forward' is supported (no bidirectional or reverse layers)");
+    if (onnx_attr_i(n, "layout", 0) != 0 || onnx_attr(n, "clip") || onnx_attr_i(n, "input_forget", 0) ||
+        onnx_attr(n, "activation_alpha") || onnx_attr(n, "activation_beta"))
+        return ferr(im, MIMIC_EIO, "layout, clip, input_forget and activation parameters are not supported");
+    int cell = op[0] == 'L' ? MIMIC_CELL_LSTM : op[0] == 'G' ? MIMIC_CELL_GRU : MIMIC_CELL_RNN_TANH;
+    const Onnx__AttributeProto *acts = onnx_attr(n, "activations");
+    if (acts) {
+        static const char *const want[3][3] = {{"Tanh"}, {"Sigmoid", "Tanh", "Tanh"}, {"Sigmoid", "Tanh"}};
+        int wi = cell == MIMIC_CELL_LSTM ? 1 : cell == MIMIC_CELL_GRU ? 2 : 0;
+        size_t nw = wi == 1 ? 3 : wi == 2 ? 2 : 1;
+        int ok = acts->n_strings == nw;
+        for (size_t k = 0; ok && k < nw; k++) {
+            const char *w = want[wi][k];
+            ok = acts->strings[k].len == strlen(w) && !memcmp(acts->strings[k].data, w, strlen(w));
+            if (!ok && wi == 0 && acts->strings[k].len == 4 && !memcmp(acts->strings[k].data, "Relu", 4))
+                ok = 1, cell = MIMIC_CELL_RNN_RELU;
+        }
+        if (!ok)
+            return ferr(im, MIMIC_EIO, "activations other than the defaults (RNN: Tanh or Relu) are not supported");
+    }
+    if (cell == MIMIC_CELL_GRU && onnx_attr_i(n, "linear_before_reset", 0) != 1)
+        return ferr(im, MIMIC_EIO, "GRU with linear_before_reset = 0 is not PyTorch's GRU; not supported");
+    for (size_t k = 4; k < n->n_input && k < 7; k++) {
+        const char *in = n->input[k];
+        if (!in[0] || state_value(im, in))
+            continue;
+        const Onnx__TensorProto *t = onnx_find_const(im->g, in);
+        int zero = 0;
+        if (t && k > 4) {
+            int64_t dims[4], numel;
+            int nd;
+            double *v = onnx_const_doubles(im->path, t, "initial state", dims, &nd, &numel);
+            if (!v)
+                return MIMIC_EIO;
+            zero = 1;
+            for (int64_t i = 0; i < numel; i++)
+                zero &= v[i] == 0;
+            mimic_free(v);
+        }
+        if (!zero)
+            return ferr(im, MIMIC_EIO, k == 4 ? "sequence_lens is not supported (all sequences have the length T)"
+                                             : "the initial state must be zeros (mimic's plan starts from zeros)");
+    }
+    int64_t H = onnx_attr_i(n, "hidden_size", 0), G = cell == MIMIC_CELL_LSTM ? 4 : cell == MIMIC_CELL_GRU ? 3 : 1;
+    int64_t T = h->ch, I = h->sp[0];
+    if (H < 1 || H > ONNX_MAX_WIDTH || T * H > ONNX_MAX_WIDTH)
+        return ferr(im, MIMIC_ESHAPE, "hidden_size is missing or out of range (T x hidden_size <= 2^20)");
+    int64_t dims[4], numel;
+    int nd;
+    double *W = input_const(im, n, 1, G * H * I, 0, dims, &nd, &numel);
+    double *R = W ? input_const(im, n, 2, G * H * H, 0, dims, &nd, &numel) : NULL;
+    double *B = R && n->n_input > 3 && n->input[3][0] ? input_const(im, n, 3, 2 * G * H, 0, dims, &nd, &numel) : NULL;
+    int rc = !W || !R || (n->n_input > 3 && n->input[3][0] && !B) ? MIMIC_EIO : 0;
+    rec *r = rc ? NULL : push_rec(im, R_RNN, h->width, T * H);
+    if (r) {
+        r->rr = (mimic_recurrent){.cell = cell, .seq_len = T, .input_size = I, .hidden_size = H};
+        r->w = mimic_malloc((size_t)(G * H * I) * sizeof(double));
+        r->w2 = mimic_malloc((size_t)(G * H * H) * sizeof(double));
+        if (B) {
+            r->b = mimic_malloc((size_t)(G * H) * sizeof(double));
+            r->b2 = mimic_malloc((size_t)(G * H) * sizeof(double));
+        }
+        if (!r->w || !r->w2 || (B && (!r->b || !r->b2)))
+            rc = MIMIC_ENOMEM;
+    }
+    /* gate q of PyTorch's order from ONNX's: LSTM i f g o <- i o f c; GRU r z n <- z r h */
+    static const int lstm_from[4] = {0, 2, 3, 1}, gru_from[3] = {1, 0, 2};
+    for (int64_t q = 0; !rc && q < G; q++) {
+        int64_t src = cell == MIMIC_CELL_LSTM ? lstm_from[q] : cell == MIMIC_CELL_GRU ? gru_from[q] : 0;
+        memcpy(r->w + q * H * I, W + src * H * I, (size_t)(H * I) * sizeof(double));
+        memcpy(r->w2 + q * H * H, R + src * H * H, (size_t)(H * H) * sizeof(double));
+        if (B) {
+            memcpy(r->b + q * H, B + src * H, (size_t)H * sizeof(double));
+            memcpy(r->b2 + q * H, B + G * H + src * H, (size_t)H * sizeof(double));
+        }
+    }
+    mimic_free(W), mimic_free(R), mimic_free(B);
+    if (rc)
+        return rc;
+    *outv = *h;
+    outv->seq = 2, outv->sp[0] = H, outv->width = T * H;
+    return 0;
+}
+
+/* Transpose, Squeeze, Gather on sequences: layout changes are no-ops on rows
+ * (a row is always one sample's [T, F]); Gather of the last step is a
+ * last_step record. */
+static int sequence_node(importer *im, const Onnx__NodeProto *n, val *outv)
+{
+    const val *h = &im->head;
+    const char *op = n->op_type;
+    *outv = *h;
+    if (!strcmp(op, "Transpose")) {
+        const Onnx__AttributeProto *a = onnx_attr(n, "perm");
+        if (h->nd != 1 || h->seq > 1 || !a || a->n_ints != 3 || a->ints[0] != 1 || a->ints[1] != 0 || a->ints[2] != 2)
+            return ferr(im, MIMIC_EIO, "Transpose is supported only to swap the batch and time axes of a sequence "
+                        "(perm = [1, 0, 2])");
+        outv->seq = !h->seq;
+        return 0;
+    }
+    if (!strcmp(op, "Squeeze")) {
+        int64_t ax[4];
+        int k = 0;
+        const Onnx__AttributeProto *a = onnx_attr(n, "axes");
+        if (a) {
+            for (size_t i = 0; i < a->n_ints && k < 4; i++)
+                ax[k++] = a->ints[i];
+        } else if (n->n_input > 1 && n->input[1][0]) {
+            const Onnx__TensorProto *t = onnx_find_const(im->g, n->input[1]);
+            k = t ? onnx_const_ints(im->path, t, "Squeeze axes", ax, 4) : -1;
+        }
+        if (h->seq != 2 || k != 1 || ax[0] != 1)
+            return ferr(im, MIMIC_EIO, "Squeeze is supported only on a recurrent node's output (axes = [1], its "
+                        "direction axis)");
+        outv->seq = 1;
+        return 0;
+    }
+    /* Gather: the last step */
+    int64_t idx[2];
+    const Onnx__TensorProto *t = n->n_input > 1 ? onnx_find_const(im->g, n->input[1]) : NULL;
+    int k = t ? onnx_const_ints(im->path, t, "Gather indices", idx, 2) : -1;
+    int64_t axis = onnx_attr_i(n, "axis", 0), T = h->ch;
+    if (h->nd != 1 || h->seq > 1 || k != 1 || (t && t->n_dims != 0) || axis != (h->seq ? 0 : 1) ||
+        !(idx[0] == -1 || idx[0] == T - 1))
+        return ferr(im, MIMIC_EIO, "Gather is supported only to take the last step of a sequence (x[:, -1] batch "
+                    "first, x[-1] time first)");
+    rec *r = push_rec(im, R_LAST, h->width, h->sp[0]);
+    r->rr = (mimic_recurrent){.cell = -1, .seq_len = T, .input_size = h->sp[0], .hidden_size = h->sp[0]};
+    outv->nd = 0, outv->seq = 0, outv->ch = 0, outv->sp[0] = 0, outv->width = h->sp[0];
+    return 0;
+}
+
 /* Which inputs of n are values of the chain (not constants). */
 static int value_inputs(importer *im, const Onnx__NodeProto *n, int idx[2])
 {
     int k = 0;
     for (size_t i = 0; i < n->n_input; i++) {
-        if (!n->input[i][0] || onnx_find_const(im->g, n->input[i]))
+        if (!n->input[i][0] || onnx_find_const(im->g, n->input[i]) || state_value(im, n->input[i]))
             continue;
         int v = find_val(im, n->input[i]);
         if (v < 0)
@@ -363,6 +579,17 @@ static int convert_node(importer *im, const Onnx__NodeProto *n)
     } else if (strcmp(n->input[idx[0]], im->head.name) != 0) {
         return ferr(im, MIMIC_EIO, "reads an earlier value, not the previous node's output: mimic converts chains "
                     "of layers (and x + f(x) residual blocks)");
+    } else if (is_recurrent(op)) {
+        if (idx[0] != 0)
+            return ferr(im, MIMIC_EIO, "the sequence must be the first input");
+        rc = recurrent_node(im, n, &sv);
+        w_out = sv.width;
+    } else if (!strcmp(op, "Transpose") || !strcmp(op, "Squeeze") || !strcmp(op, "Gather")) {
+        rc = sequence_node(im, n, &sv);
+        w_out = sv.width;
+    } else if (im->head.seq) {
+        return ferr(im, MIMIC_ESHAPE, "a time-first sequence (or a recurrent node's raw output) reaches an operator "
+                    "other than a recurrent node, Squeeze, Transpose or Gather of the last step");
     } else if ((strcmp(op, "Gemm") == 0 || strcmp(op, "MatMul") == 0 || strcmp(op, "LayerNormalization") == 0 ||
                 strcmp(op, "Reshape") == 0) && im->head.nd > 0) {
         return ferr(im, MIMIC_ESHAPE, "needs [batch, features]: add a Flatten after the convolutional part");
@@ -566,7 +793,7 @@ static int convert_node(importer *im, const Onnx__NodeProto *n)
     v.name = n->output[0], v.width = w_out, v.pos = im->nrec;
     v.rec = im->nrec > 0 && im->recs[im->nrec - 1].kind != R_RES_END ? im->nrec - 1 : -1;
     if (!(strcmp(op, "Identity") && strcmp(op, "Dropout") && strcmp(op, "Flatten") && strcmp(op, "Reshape") &&
-          strcmp(op, "Pad")) && !(op[0] == 'F' && im->head.nd > 0))
+          strcmp(op, "Pad") && strcmp(op, "Transpose") && strcmp(op, "Squeeze")) && !(op[0] == 'F' && im->head.nd > 0))
         v.rec = im->head.rec, v.pos = im->head.pos; /* an alias of the head */
     if (find_val(im, v.name) >= 0)
         return ferr(im, MIMIC_EIO, "its output name is produced twice (not a valid ONNX graph)");
@@ -634,6 +861,36 @@ static mimic_model_info *make_info(const char *path, const Onnx__ModelProto *mp,
     return info;
 }
 
+/* An R_RNN record's four weight arrays in dtype dt, then the record. */
+static int build_rnn(mimic_model *m, const rec *r, mimic_dtype dt)
+{
+    int64_t GH = (r->rr.cell == MIMIC_CELL_LSTM ? 4 : r->rr.cell == MIMIC_CELL_GRU ? 3 : 1) * r->rr.hidden_size;
+    int64_t cnt[4] = {GH * r->rr.input_size, GH * r->rr.hidden_size, GH, GH};
+    const double *src[4] = {r->w, r->w2, r->b, r->b2};
+    void *dst[4] = {NULL, NULL, NULL, NULL};
+    size_t es = dt == MIMIC_F64 ? 8 : 4;
+    int rc = 0;
+    for (int k = 0; !rc && k < 4; k++) {
+        if (!src[k])
+            continue;
+        if (!(dst[k] = mimic_malloc((size_t)cnt[k] * es))) {
+            rc = MIMIC_ENOMEM;
+            break;
+        }
+        for (int64_t j = 0; j < cnt[k]; j++) {
+            if (dt == MIMIC_F64)
+                ((double *)dst[k])[j] = src[k][j];
+            else
+                ((float *)dst[k])[j] = (float)src[k][j];
+        }
+    }
+    if (!rc)
+        rc = mimic_model_add_recurrent(m, &r->rr, dst[0], dst[1], dst[2], dst[3]);
+    for (int k = 0; k < 4; k++)
+        mimic_free(dst[k]);
+    return rc;
+}
+
 /* The records, converted to the model's dtype. */
 static mimic_model *build(importer *im, mimic_dtype dt, int64_t nin)
 {
@@ -672,7 +929,7 @@ static mimic_model *build(importer *im, mimic_dtype dt, int64_t nin)
                 nw *= r->g.kernel[d];
         }
         void *pw = NULL, *pb = NULL;
-        if (r->w || r->b) {
+        if ((r->w || r->b) && r->kind != R_RNN) {
             pw = buf, pb = buf + (size_t)maxw * es;
             for (int64_t j = 0; j < nw; j++) {
                 if (dt == MIMIC_F64)
@@ -699,6 +956,8 @@ static mimic_model *build(importer *im, mimic_dtype dt, int64_t nin)
         case R_POOL: rc = mimic_model_add_pool(m, r->p0 != 0, &r->g); break;
         case R_GPOOL: rc = mimic_model_add_global_pool(m, r->p0 != 0, r->g.in_channels); break;
         case R_FLATTEN: rc = mimic_model_add_flatten(m); break;
+        case R_RNN: rc = build_rnn(m, r, dt); break;
+        case R_LAST: rc = mimic_model_add_last_step(m, r->rr.seq_len); break;
         default: rc = mimic_model_end_residual(m); break;
         }
     }
@@ -723,8 +982,24 @@ mimic_model *mimic_onnx_import(const char *path, mimic_model_info **info)
     int32_t elem;
     const Onnx__ValueInfoProto *gin;
     size_t nn = mp->graph->n_node;
-    if (onnx_check_opset(path, mp, &opset) || check_ops(&im) || onnx_graph_io(path, mp->graph, &gin, &nin, &elem))
+    if (!(im.skip = mimic_calloc(nn + 1, 1)))
         goto done;
+    if (onnx_check_opset(path, mp, &opset) || mark_state_nodes(&im) || check_ops(&im))
+        goto done;
+    if (onnx_graph_io(path, mp->graph, &gin, &nin, &elem)) {
+        /* a time-first sequence input [T, batch, F]: say how to export it */
+        const Onnx__ValueInfoProto *v = mp->graph->n_input ? mp->graph->input[0] : NULL;
+        const Onnx__TensorShapeProto *sh = v && v->type && v->type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE
+                                               ? v->type->tensor_type->shape : NULL;
+        if (sh && sh->n_dim == 3 && sh->dim[0]->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
+            sh->dim[1]->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", mimic_errmsg());
+            mimic_error(MIMIC_ESHAPE, "%s; it looks time first ([T, batch, F]): export the recurrent model with "
+                        "batch_first = True", msg);
+        }
+        goto done;
+    }
     if (mp->graph->n_output != 1) {
         mimic_error(MIMIC_EIO, "%s: the graph has %zu outputs; mimic imports models with exactly one output of shape "
                     "[batch, features] (concatenate the outputs before export)", path, mp->graph->n_output);
@@ -750,6 +1025,8 @@ mimic_model *mimic_onnx_import(const char *path, mimic_model_info **info)
     im.vals[im.nval++] = im.head;
     for (size_t i = 0; i < nn; i++) {
         const Onnx__NodeProto *n = mp->graph->node[i];
+        if (im.skip[i])
+            continue; /* a recurrent node's zero initial state */
         im.node = onnx_node_label(n, (int)i, im.label);
         if (convert_node(&im, n))
             goto done;
@@ -764,6 +1041,11 @@ mimic_model *mimic_onnx_import(const char *path, mimic_model_info **info)
         }
     }
     const char *oname = mp->graph->output[0]->name;
+    if (strcmp(oname, im.head.name) == 0 && im.head.seq) {
+        mimic_error(MIMIC_EIO, "%s: the graph output '%s' is a time-first sequence; mimic's rows are samples "
+                    "(transpose it to [batch, T, features], or take the last step)", path, oname);
+        goto done;
+    }
     if (strcmp(oname, im.head.name) != 0) {
         mimic_error(MIMIC_EIO, "%s: the graph output '%s' is not the last value of the chain ('%s')", path, oname,
                     im.head.name);
@@ -776,7 +1058,8 @@ mimic_model *mimic_onnx_import(const char *path, mimic_model_info **info)
     }
 done:
     for (int i = 0; im.recs && i < im.nrec; i++)
-        mimic_free(im.recs[i].w), mimic_free(im.recs[i].b);
+        mimic_free(im.recs[i].w), mimic_free(im.recs[i].b), mimic_free(im.recs[i].w2), mimic_free(im.recs[i].b2);
+    mimic_free(im.skip);
     mimic_free(im.recs), mimic_free(im.begins), mimic_free(im.vals), mimic_free(im.blks), mimic_free(im.consumers);
     onnx_model_free(mp);
     return m;

@@ -182,7 +182,10 @@ static void h_elems(sha256 *s, mimic_dtype dt, const void *p, int64_t count)
 
 /* ===================== layer specs ===================== */
 typedef enum { K_DENSE, K_ACT, K_LAYERNORM, K_AFFINE, K_RES_BEGIN, K_RES_END, K_CONV, K_MAXPOOL, K_AVGPOOL, K_GPOOL,
-               K_FLATTEN, K_UPSAMPLE } kind_t;
+               K_FLATTEN, K_UPSAMPLE, K_CONVT, K_UPLIN, K_RNN, K_LAST } kind_t;
+
+/* Records with a mimic_spatial geometry in the file (int attributes of sp_attrs). */
+static bool has_geometry(kind_t k) { return k >= K_CONV && k != K_FLATTEN && k != K_RNN && k != K_LAST; }
 
 typedef struct spec {
     kind_t kind;
@@ -191,6 +194,7 @@ typedef struct spec {
     const char *attr[2];  /* attribute names, in mimic_layer_info.attr order */
     const char *w[2];     /* weight names */
     int ndim;             /* K_CONV, K_MAXPOOL, K_AVGPOOL: spatial dims */
+    int cell;             /* K_RNN: the mimic_cell */
 } spec;
 
 /* The spec of a record type name; false if the type is unknown. */
@@ -223,15 +227,20 @@ static bool spec_of(const char *type, spec *sp)
         sp->kind = K_GPOOL;
     else if (strcmp(type, "flatten") == 0)
         sp->kind = K_FLATTEN;
+    else if (strcmp(type, "last_step") == 0)
+        sp->kind = K_LAST;
+    else if (mimic_cell_parse(type) >= 0)
+        sp->kind = K_RNN, sp->cell = mimic_cell_parse(type);
     else {
-        static const char *const pre[] = {"conv", "max_pool", "avg_pool", "upsample"};
-        static const kind_t kinds[] = {K_CONV, K_MAXPOOL, K_AVGPOOL, K_UPSAMPLE};
-        for (int k = 0; k < 4; k++) {
+        static const char *const pre[] = {"conv", "max_pool", "avg_pool", "upsample", "conv_transpose",
+                                          "upsample_linear"};
+        static const kind_t kinds[] = {K_CONV, K_MAXPOOL, K_AVGPOOL, K_UPSAMPLE, K_CONVT, K_UPLIN};
+        for (int k = 0; k < 6; k++) {
             size_t n = strlen(pre[k]);
             if (strncmp(type, pre[k], n) == 0 && type[n] >= '1' && type[n] <= '3' && strcmp(type + n + 1, "d") == 0) {
                 sp->kind = kinds[k];
                 sp->ndim = type[n] - '0';
-                if (k == 0)
+                if (kinds[k] == K_CONV || kinds[k] == K_CONVT)
                     sp->w[0] = "weight", sp->w[1] = "bias";
                 return true;
             }
@@ -251,7 +260,7 @@ static int sp_attrs(const spec *sp, mimic_spatial *g, char names[][20], int64_t 
         ADD("channels", g->in_channels);
         return n;
     }
-    if (sp->kind == K_UPSAMPLE) {
+    if (sp->kind == K_UPSAMPLE || sp->kind == K_UPLIN) {
         ADD("in_channels", g->in_channels);
         for (int d = 0; d < sp->ndim; d++) {
             snprintf(names[n], 20, "size_%d", d);
@@ -263,16 +272,16 @@ static int sp_attrs(const spec *sp, mimic_spatial *g, char names[][20], int64_t 
         }
         return n;
     }
-    if (sp->kind != K_CONV && sp->kind != K_MAXPOOL && sp->kind != K_AVGPOOL)
+    if (sp->kind != K_CONV && sp->kind != K_MAXPOOL && sp->kind != K_AVGPOOL && sp->kind != K_CONVT)
         return 0;
     ADD("in_channels", g->in_channels);
-    if (sp->kind == K_CONV) {
+    if (sp->kind == K_CONV || sp->kind == K_CONVT) {
         ADD("out_channels", g->out_channels);
         ADD("groups", g->groups);
     }
-    static const char *const per[] = {"size", "kernel", "stride", "padding", "dilation"};
-    int64_t *arr[] = {g->size, g->kernel, g->stride, g->padding, g->dilation};
-    for (int k = 0; k < 5; k++) {
+    static const char *const per[] = {"size", "kernel", "stride", "padding", "dilation", "output_padding"};
+    int64_t *arr[] = {g->size, g->kernel, g->stride, g->padding, g->dilation, g->output_padding};
+    for (int k = 0; k < (sp->kind == K_CONVT ? 6 : 5); k++) {
         if (k == 4 && sp->kind == K_AVGPOOL)
             break;
         for (int d = 0; d < sp->ndim; d++) {
@@ -284,16 +293,38 @@ static int sp_attrs(const spec *sp, mimic_spatial *g, char names[][20], int64_t 
     return n;
 }
 
-/* The padding flag's name: conv "circular_padding", avg pool "count_include_pad". */
+/* The padding flag's name: conv "circular_padding", avg pool "count_include_pad",
+ * linear upsampling "align_corners". */
 static const char *sp_flag(const spec *sp)
 {
-    return sp->kind == K_CONV ? "circular_padding" : sp->kind == K_AVGPOOL ? "count_include_pad" : NULL;
+    return sp->kind == K_CONV      ? "circular_padding"
+           : sp->kind == K_AVGPOOL ? "count_include_pad"
+           : sp->kind == K_UPLIN   ? "align_corners"
+                                   : NULL;
+}
+
+/* The integer attributes of a recurrent / last_step record, in file (and
+ * hash) order. Returns the count. */
+static int rec_attrs(const spec *sp, mimic_recurrent *r, const char *names[3], int64_t *vals[3])
+{
+    if (sp->kind == K_LAST) {
+        names[0] = "seq_len", vals[0] = &r->seq_len;
+        names[1] = "features", vals[1] = &r->hidden_size;
+        return 2;
+    }
+    if (sp->kind != K_RNN)
+        return 0;
+    names[0] = "seq_len", vals[0] = &r->seq_len;
+    names[1] = "input_size", vals[1] = &r->input_size;
+    names[2] = "hidden_size", vals[2] = &r->hidden_size;
+    return 3;
 }
 
 #define KNOWN_TYPES                                                                                             \
     "dense, identity, relu, leaky_relu, elu, gelu, tanh, sigmoid, softplus, layernorm, batchnorm1d, "           \
     "residual_begin, residual_end, conv1d/2d/3d, max_pool1d/2d/3d, avg_pool1d/2d/3d, global_avg_pool, "        \
-    "global_max_pool, flatten, upsample1d/2d/3d"
+    "global_max_pool, flatten, upsample1d/2d/3d, upsample_linear1d/2d/3d, conv_transpose1d/2d/3d, rnn_tanh, "     \
+    "rnn_relu, lstm, gru, last_step"
 
 /* ===================== encoders ===================== */
 static const char *const enc_names[MIMIC_ENC_COUNT] = {"identity", "standard", "minmax", "log", "signed_log"};
@@ -571,7 +602,17 @@ static int hash_all(const mimic_model *m, const mimic_contract *c, const mimic_e
                 h_u64(&s, (uint64_t)(g.circular != 0));
             }
         }
-        for (int k = 0; k < 2; k++) {
+        if (li.recurrent) {
+            mimic_recurrent r = *li.recurrent;
+            const char *an[3];
+            int64_t *av[3];
+            int na = rec_attrs(&sp, &r, an, av);
+            for (int k = 0; k < na; k++) {
+                h_str(&s, an[k]);
+                h_u64(&s, (uint64_t)*av[k]);
+            }
+        }
+        for (int k = 0; k < 4; k++) {
             if (!li.weight[k])
                 continue;
             h_str(&s, li.weight_name[k]);
@@ -748,11 +789,22 @@ static int save_body(mimic_dict_writer *w, const mimic_model *m, const mimic_con
                 rc = mimic_dict_put_int(w, nm, g.circular != 0);
             }
         }
-        for (int k = 0; !rc && k < 2; k++) {
+        if (!rc && li.recurrent) {
+            mimic_recurrent r = *li.recurrent;
+            const char *an[3];
+            int64_t *av[3];
+            int na = rec_attrs(&sp, &r, an, av);
+            for (int k = 0; !rc && k < na; k++) {
+                snprintf(nm, sizeof nm, "layers/%03d/%s", i, an[k]);
+                rc = mimic_dict_put_int(w, nm, *av[k]);
+            }
+        }
+        for (int k = 0; !rc && k < 4; k++) {
             if (!li.weight[k])
                 continue;
             snprintf(nm, sizeof nm, "layers/%03d/%s", i, li.weight_name[k]);
-            bool matrix = (sp.kind == K_DENSE || sp.kind == K_CONV) && k == 0;
+            bool matrix = ((sp.kind == K_DENSE || sp.kind == K_CONV || sp.kind == K_CONVT) && k == 0) ||
+                          (sp.kind == K_RNN && k < 2);
             rc = put_vec(w, nm, dt, li.weight[k], matrix ? 2 : 1, li.weight_rows[k], li.weight_cols[k]);
         }
     }
@@ -1009,7 +1061,7 @@ static int load_geometry(loader *L, const char *g, const char *type, const spec 
     int64_t *av[24];
     int na = sp_attrs(sp, geo, an, av), rc;
     for (int k = 0; k < na; k++) {
-        bool pad = strncmp(an[k], "padding", 7) == 0;
+        bool pad = strstr(an[k], "padding") != NULL; /* padding_d, output_padding_d may be 0 */
         snprintf(nm, sizeof nm, "%s/%.19s", g, an[k]);
         if ((rc = get_int(L, nm, pad ? 0 : 1, MAX_WIDTH, av[k])))
             return rc;
@@ -1028,7 +1080,38 @@ static int load_geometry(loader *L, const char *g, const char *type, const spec 
         return MIMIC_OK;
     }
     geo->ndim = sp->ndim;
-    if (sp->kind == K_UPSAMPLE) {
+    if (sp->kind == K_CONVT) {
+        if (geo->in_channels % geo->groups || geo->out_channels % geo->groups)
+            return bad(L, MIMIC_EVALUE, "%s (%s): groups %lld must divide in_channels %lld and out_channels %lld", g,
+                       type, (long long)geo->groups, (long long)geo->in_channels, (long long)geo->out_channels);
+        int64_t vi = geo->in_channels, vo = geo->out_channels, kv = 1;
+        for (int d = 0; d < sp->ndim; d++) {
+            if (geo->output_padding[d] >= geo->stride[d] && geo->output_padding[d] >= geo->dilation[d])
+                return bad(L, MIMIC_EVALUE, "%s (%s): output_padding_%d = %lld must be smaller than stride_%d or "
+                           "dilation_%d", g, type, d, (long long)geo->output_padding[d], d, d);
+            int64_t o = mimic_spatial_out_transposed(geo, d); /* every term <= 2^40: no overflow */
+            if (o < 1)
+                return bad(L, MIMIC_ESHAPE, "%s (%s): dim %d: the output size is %lld (padding %lld too large)", g,
+                           type, d, (long long)o, (long long)geo->padding[d]);
+            if (o > MAX_WIDTH)
+                return bad(L, MIMIC_ESHAPE, "%s (%s): the geometry gives more than %d features", g, type, MAX_WIDTH);
+            vi *= geo->size[d]; /* running products kept <= 2^20, factors <= 2^20 */
+            vo *= o;
+            kv *= geo->kernel[d];
+            if (vi > MAX_WIDTH || vo > MAX_WIDTH || kv > MAX_TENSOR_ELEMS)
+                return bad(L, MIMIC_ESHAPE, "%s (%s): the geometry gives more than %d features or too large a kernel",
+                           g, type, MAX_WIDTH);
+        }
+        if (vi != in || vo != out)
+            return bad(L, MIMIC_ESHAPE, "%s (%s): the geometry maps %lld features to %lld, but 'in' is %lld and 'out' %lld",
+                       g, type, (long long)vi, (long long)vo, (long long)in, (long long)out);
+        *wcols = geo->out_channels / geo->groups * kv;
+        if (*wcols > MAX_TENSOR_ELEMS / geo->in_channels)
+            return bad(L, MIMIC_ESHAPE, "%s (%s): the weight has more than %lld elements", g, type,
+                       (long long)MAX_TENSOR_ELEMS);
+        return MIMIC_OK;
+    }
+    if (sp->kind == K_UPSAMPLE || sp->kind == K_UPLIN) {
         int64_t vi = geo->in_channels, vo = geo->in_channels;
         for (int d = 0; d < sp->ndim; d++) {
             if (geo->stride[d] > 64)
@@ -1123,8 +1206,27 @@ static int load_layer(loader *L, int i, int64_t *width, int *depth)
     mimic_spatial geo;
     memset(&geo, 0, sizeof geo);
     int64_t wcols = 0; /* K_CONV: in/groups * prod kernel */
-    if (sp.kind >= K_CONV && sp.kind != K_FLATTEN && (rc = load_geometry(L, g, type, &sp, in, out, &geo, &wcols)))
+    if (has_geometry(sp.kind) && (rc = load_geometry(L, g, type, &sp, in, out, &geo, &wcols)))
         return rc;
+    mimic_recurrent rec = {.cell = sp.kind == K_RNN ? sp.cell : -1};
+    if (sp.kind == K_RNN || sp.kind == K_LAST) {
+        const char *an[3];
+        int64_t *av[3];
+        int na = rec_attrs(&sp, &rec, an, av);
+        for (int k = 0; k < na; k++) {
+            snprintf(nm, sizeof nm, "%s/%s", g, an[k]);
+            if ((rc = get_int(L, nm, 1, MAX_WIDTH, av[k])))
+                return rc;
+        }
+        if (sp.kind == K_LAST)
+            rec.input_size = rec.hidden_size;
+        /* factors <= 2^20: the products fit */
+        if (rec.seq_len * rec.input_size != in || (sp.kind == K_LAST ? 1 : rec.seq_len) * rec.hidden_size != out)
+            return bad(L, MIMIC_ESHAPE, "%s (%s): seq_len %lld maps %lld x %lld features to %lld x %lld, but 'in' is "
+                       "%lld and 'out' %lld", g, type, (long long)rec.seq_len, (long long)rec.seq_len,
+                       (long long)rec.input_size, (long long)(sp.kind == K_LAST ? 1 : rec.seq_len),
+                       (long long)rec.hidden_size, (long long)in, (long long)out);
+    }
     if (sp.kind == K_FLATTEN && out != in)
         return bad(L, MIMIC_ESHAPE, "%s (flatten): 'out' is %lld, expected %lld (the layer keeps the width)", g,
                    (long long)out, (long long)in);
@@ -1174,6 +1276,49 @@ static int load_layer(loader *L, int i, int64_t *width, int *depth)
             rc = get_tensor(L, nm, true, L->dt, 1, geo.out_channels, 0, &w1);
         if (!rc && L->building)
             rc = mimic_model_add_conv(L->m, &geo, mimic_data(w0), w1 ? mimic_data(w1) : NULL);
+    } else if (sp.kind == K_CONVT) {
+        /* in_channels <= 2^20, wcols * in_channels <= 2^28 (load_geometry) */
+        if ((rc = account(L, g, geo.in_channels * wcols + geo.out_channels, es)))
+            return rc;
+        snprintf(nm, sizeof nm, "%s/weight", g);
+        rc = get_tensor(L, nm, false, L->dt, 2, geo.in_channels, wcols, &w0);
+        snprintf(nm, sizeof nm, "%s/bias", g);
+        if (!rc)
+            rc = get_tensor(L, nm, true, L->dt, 1, geo.out_channels, 0, &w1);
+        if (!rc && L->building)
+            rc = mimic_model_add_conv_transpose(L->m, &geo, mimic_data(w0), w1 ? mimic_data(w1) : NULL);
+    } else if (sp.kind == K_RNN) {
+        int64_t GH = (rec.cell == MIMIC_CELL_LSTM ? 4 : rec.cell == MIMIC_CELL_GRU ? 3 : 1) * rec.hidden_size;
+        /* GH <= 2^22, input and hidden sizes <= 2^20: each product < 2^43, checked by account */
+        if ((rc = account(L, g, GH * rec.input_size, es)) || (rc = account(L, g, GH * rec.hidden_size, es)) ||
+            (rc = account(L, g, 2 * GH, es)))
+            return rc;
+        mimic_tensor *w2 = NULL, *w3 = NULL;
+        snprintf(nm, sizeof nm, "%s/weight_ih", g);
+        rc = get_tensor(L, nm, false, L->dt, 2, GH, rec.input_size, &w0);
+        snprintf(nm, sizeof nm, "%s/weight_hh", g);
+        if (!rc)
+            rc = get_tensor(L, nm, false, L->dt, 2, GH, rec.hidden_size, &w1);
+        snprintf(nm, sizeof nm, "%s/bias_ih", g);
+        if (!rc)
+            rc = get_tensor(L, nm, true, L->dt, 1, GH, 0, &w2);
+        bool have_ih = find_idx(L, nm) >= 0;
+        snprintf(nm, sizeof nm, "%s/bias_hh", g);
+        if (!rc)
+            rc = get_tensor(L, nm, true, L->dt, 1, GH, 0, &w3);
+        if (!rc && have_ih != (find_idx(L, nm) >= 0))
+            rc = bad(L, MIMIC_EIO, "%s (%s): give both bias_ih and bias_hh, or neither", g, type);
+        if (!rc && L->building)
+            rc = mimic_model_add_recurrent(L->m, &rec, mimic_data(w0), mimic_data(w1), w2 ? mimic_data(w2) : NULL,
+                                           w3 ? mimic_data(w3) : NULL);
+        mimic_tensor_free(w2);
+        mimic_tensor_free(w3);
+    } else if (sp.kind == K_LAST) {
+        if (L->building)
+            rc = mimic_model_add_last_step(L->m, rec.seq_len);
+    } else if (sp.kind == K_UPLIN) {
+        if (L->building)
+            rc = mimic_model_add_upsample_linear(L->m, &geo);
     } else if (sp.kind == K_MAXPOOL || sp.kind == K_AVGPOOL) {
         if (L->building)
             rc = mimic_model_add_pool(L->m, sp.kind == K_MAXPOOL, &geo);

@@ -46,10 +46,9 @@ void mimic_model_free(mimic_model *m)
 {
     if (!m)
         return;
-    for (int i = 0; i < m->n; i++) {
-        mimic_free(m->layers[i].w[0]);
-        mimic_free(m->layers[i].w[1]);
-    }
+    for (int i = 0; i < m->n; i++)
+        for (int k = 0; k < 4; k++)
+            mimic_free(m->layers[i].w[k]);
     mimic_free(m->layers);
     mimic_free(m);
 }
@@ -100,9 +99,10 @@ static int commit(mimic_model *m, layer *l)
 
 static int fail(layer *l, int rc)
 {
-    mimic_free(l->w[0]);
-    mimic_free(l->w[1]);
-    l->w[0] = l->w[1] = NULL;
+    for (int k = 0; k < 4; k++) {
+        mimic_free(l->w[k]);
+        l->w[k] = NULL;
+    }
     return rc;
 }
 
@@ -306,6 +306,8 @@ static void copy_geom(layer *l, const mimic_spatial *g, bool conv)
     if (!conv)
         l->sp.out_channels = g->in_channels, l->sp.groups = 1;
     l->sp.circular = g->circular != 0;
+    for (int d = 0; d < 3; d++) /* a transposed conv sets its own */
+        l->sp.output_padding[d] = 0;
 }
 
 int mimic_model_add_conv(mimic_model *m, const mimic_spatial *g, const void *weight, const void *bias)
@@ -390,10 +392,228 @@ int mimic_model_add_upsample(mimic_model *m, const mimic_spatial *g)
     return commit(m, l);
 }
 
+/* Shared by linear upsampling: the widths of integer-factor upsampling g. */
+static int up_widths(const mimic_model *m, const char *fn, const mimic_spatial *g, int64_t *vout)
+{
+    if (!m || !g)
+        return mimic_error(MIMIC_EARG, "%s: model or geometry is NULL", fn);
+    if (g->ndim < 1 || g->ndim > 3 || g->in_channels < 1 || g->in_channels > SP_MAX)
+        return mimic_error(MIMIC_EARG, "%s: ndim must be 1..3 and in_channels 1..%lld", fn, (long long)SP_MAX);
+    int64_t vin = g->in_channels, vo = g->in_channels;
+    for (int d = 0; d < g->ndim; d++) {
+        if (g->size[d] < 1 || g->size[d] > SP_MAX || g->stride[d] < 1 || g->stride[d] > 64)
+            return mimic_error(MIMIC_EARG, "%s: dim %d: size %lld must be 1..%lld and the factor %lld 1..64", fn, d,
+                               (long long)g->size[d], (long long)SP_MAX, (long long)g->stride[d]);
+        vin = mul_ck(vin, g->size[d]);
+        vo = mul_ck(vo, g->size[d] * g->stride[d]);
+        if (vin < 0 || vo < 0)
+            return mimic_error(MIMIC_ESHAPE, "%s: the feature width overflows", fn);
+    }
+    if (vin != m->width)
+        return mimic_error(MIMIC_ESHAPE, "%s: geometry gives an input width of %lld (channels x sizes), the model's "
+                           "current width is %lld; fix in_channels or size", fn, (long long)vin, (long long)m->width);
+    *vout = vo;
+    return MIMIC_OK;
+}
+
+int mimic_model_add_upsample_linear(mimic_model *m, const mimic_spatial *g)
+{
+    const char *fn = "mimic_model_add_upsample_linear";
+    int64_t vout = 0;
+    int rc = up_widths(m, fn, g, &vout);
+    if (rc)
+        return rc;
+    layer *l = push(m, fn, LAYER_UPLINEAR, vout);
+    if (!l)
+        return mimic_errcode();
+    mimic_spatial c = *g;
+    for (int d = 0; d < 3; d++)
+        c.kernel[d] = c.dilation[d] = 1, c.padding[d] = 0, c.output_padding[d] = 0;
+    copy_geom(l, &c, false);
+    l->sp.circular = g->circular != 0; /* align_corners */
+    return commit(m, l);
+}
+
+int64_t mimic_spatial_out_transposed(const mimic_spatial *g, int d)
+{
+    return (g->size[d] - 1) * g->stride[d] - 2 * g->padding[d] + g->dilation[d] * (g->kernel[d] - 1) + 1 +
+           g->output_padding[d];
+}
+
+int mimic_model_add_conv_transpose(mimic_model *m, const mimic_spatial *g, const void *weight, const void *bias)
+{
+    const char *fn = "mimic_model_add_conv_transpose";
+    if (!m || !g)
+        return mimic_error(MIMIC_EARG, "%s: model or geometry is NULL", fn);
+    if (g->ndim < 1 || g->ndim > 3)
+        return mimic_error(MIMIC_EARG, "%s: ndim must be 1, 2 or 3, got %d", fn, g->ndim);
+    if (g->in_channels < 1 || g->in_channels > SP_MAX || g->out_channels < 1 || g->out_channels > SP_MAX ||
+        g->groups < 1 || g->in_channels % g->groups || g->out_channels % g->groups)
+        return mimic_error(MIMIC_EARG, "%s: channels (%lld -> %lld) must be 1..%lld and groups (%lld) >= 1 must "
+                           "divide both", fn, (long long)g->in_channels, (long long)g->out_channels,
+                           (long long)SP_MAX, (long long)g->groups);
+    if (g->circular)
+        return mimic_error(MIMIC_EARG, "%s: only zero padding (as PyTorch's ConvTranspose)", fn);
+    if (!weight)
+        return mimic_error(MIMIC_EARG, "%s: weight is NULL", fn);
+    int64_t vin = g->in_channels, vout = g->out_channels, kv = 1;
+    for (int d = 0; d < g->ndim; d++) {
+        if (g->size[d] < 1 || g->size[d] > SP_MAX || g->kernel[d] < 1 || g->kernel[d] > SP_MAX || g->stride[d] < 1 ||
+            g->stride[d] > SP_MAX || g->dilation[d] < 1 || g->dilation[d] > SP_MAX || g->padding[d] < 0 ||
+            g->padding[d] > SP_MAX || g->output_padding[d] < 0)
+            return mimic_error(MIMIC_EARG, "%s: dim %d: size %lld, kernel %lld, stride %lld, dilation %lld must be "
+                               "1..%lld, padding %lld and output_padding %lld >= 0", fn, d, (long long)g->size[d],
+                               (long long)g->kernel[d], (long long)g->stride[d], (long long)g->dilation[d],
+                               (long long)SP_MAX, (long long)g->padding[d], (long long)g->output_padding[d]);
+        if (g->output_padding[d] >= g->stride[d] && g->output_padding[d] >= g->dilation[d])
+            return mimic_error(MIMIC_EARG, "%s: dim %d: output_padding %lld must be smaller than stride %lld or "
+                               "dilation %lld (as PyTorch)", fn, d, (long long)g->output_padding[d],
+                               (long long)g->stride[d], (long long)g->dilation[d]);
+        int64_t o = mimic_spatial_out_transposed(g, d);
+        if (o < 1)
+            return mimic_error(MIMIC_ESHAPE, "%s: dim %d: the output size %lld is < 1 (padding %lld too large)", fn, d,
+                               (long long)o, (long long)g->padding[d]);
+        vin = mul_ck(vin, g->size[d]);
+        vout = mul_ck(vout, o);
+        kv = mul_ck(kv, g->kernel[d]);
+        if (vin < 0 || vout < 0 || kv < 0)
+            return mimic_error(MIMIC_ESHAPE, "%s: the feature width overflows (more than 2^40 features)", fn);
+    }
+    if (vin != m->width)
+        return mimic_error(MIMIC_ESHAPE, "%s: geometry gives an input width of %lld (channels x sizes), the model's "
+                           "current width is %lld; fix in_channels or size", fn, (long long)vin, (long long)m->width);
+    if (mul_ck(kv, g->out_channels / g->groups * g->in_channels) < 0)
+        return mimic_error(MIMIC_ESHAPE, "%s: the weight has too many elements", fn);
+    layer *l = push(m, fn, LAYER_CONVT, vout);
+    if (!l)
+        return mimic_errcode();
+    copy_geom(l, g, true);
+    for (int d = 0; d < g->ndim; d++)
+        l->sp.output_padding[d] = g->output_padding[d];
+    int rc = dup(m, &l->w[0], weight, g->in_channels * (g->out_channels / g->groups) * kv);
+    if (rc == MIMIC_OK)
+        rc = dup(m, &l->w[1], bias, g->out_channels);
+    return rc ? fail(l, rc) : commit(m, l);
+}
+
+/* --- recurrent records --------------------------------------------------------- */
+static const char *const cell_names[MIMIC_CELL_COUNT] = {"rnn_tanh", "rnn_relu", "lstm", "gru"};
+static const int cell_gates[MIMIC_CELL_COUNT] = {1, 1, 4, 3};
+
+const char *mimic_cell_name(mimic_cell c) { return (unsigned)c < MIMIC_CELL_COUNT ? cell_names[c] : "?"; }
+
+int mimic_cell_parse(const char *name)
+{
+    for (int i = 0; name && i < MIMIC_CELL_COUNT; i++)
+        if (strcmp(name, cell_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+int mimic_model_add_recurrent(mimic_model *m, const mimic_recurrent *r, const void *w_ih, const void *w_hh,
+                              const void *b_ih, const void *b_hh)
+{
+    const char *fn = "mimic_model_add_recurrent";
+    if (!m || !r)
+        return mimic_error(MIMIC_EARG, "%s: model or record is NULL", fn);
+    if (r->cell < 0 || r->cell >= MIMIC_CELL_COUNT)
+        return mimic_error(MIMIC_EARG, "%s: unknown cell %d (rnn_tanh, rnn_relu, lstm, gru)", fn, r->cell);
+    if (r->seq_len < 1 || r->seq_len > SP_MAX || r->input_size < 1 || r->input_size > SP_MAX || r->hidden_size < 1 ||
+        r->hidden_size > SP_MAX)
+        return mimic_error(MIMIC_EARG, "%s: seq_len %lld, input_size %lld, hidden_size %lld must be 1..%lld", fn,
+                           (long long)r->seq_len, (long long)r->input_size, (long long)r->hidden_size,
+                           (long long)SP_MAX);
+    if (!w_ih || !w_hh)
+        return mimic_error(MIMIC_EARG, "%s: weight_ih and weight_hh are required", fn);
+    if (!b_ih != !b_hh)
+        return mimic_error(MIMIC_EARG, "%s: give both biases (bias_ih, bias_hh) or neither", fn);
+    int64_t vin = mul_ck(r->seq_len, r->input_size), vout = mul_ck(r->seq_len, r->hidden_size);
+    if (vin < 0 || vout < 0)
+        return mimic_error(MIMIC_ESHAPE, "%s: the feature width overflows", fn);
+    if (vin != m->width)
+        return mimic_error(MIMIC_ESHAPE, "%s: seq_len %lld x input_size %lld = %lld features, the model's current "
+                           "width is %lld (a row is one sample's [T, features] sequence)", fn,
+                           (long long)r->seq_len, (long long)r->input_size, (long long)vin, (long long)m->width);
+    int64_t GH = cell_gates[r->cell] * r->hidden_size;
+    layer *l = push(m, fn, LAYER_RNN, vout);
+    if (!l)
+        return mimic_errcode();
+    l->rec = *r;
+    int rc = dup(m, &l->w[0], w_ih, GH * r->input_size);
+    if (rc == MIMIC_OK)
+        rc = dup(m, &l->w[1], w_hh, GH * r->hidden_size);
+    if (rc == MIMIC_OK)
+        rc = dup(m, &l->w[2], b_ih, GH);
+    if (rc == MIMIC_OK)
+        rc = dup(m, &l->w[3], b_hh, GH);
+    return rc ? fail(l, rc) : commit(m, l);
+}
+
+int mimic_model_add_last_step(mimic_model *m, int64_t seq_len)
+{
+    const char *fn = "mimic_model_add_last_step";
+    if (m && (seq_len < 1 || m->width % seq_len))
+        return mimic_error(MIMIC_ESHAPE, "%s: seq_len %lld does not divide the width %lld ([T, H] per row)", fn,
+                           (long long)seq_len, (long long)m->width);
+    layer *l = push(m, fn, LAYER_LASTSTEP, m ? m->width / seq_len : 0);
+    if (!l)
+        return mimic_errcode();
+    l->rec = (mimic_recurrent){.cell = -1, .seq_len = seq_len, .input_size = l->out, .hidden_size = l->out};
+    return commit(m, l);
+}
+
 int mimic_model_add_flatten(mimic_model *m)
 {
     layer *l = push(m, "mimic_model_add_flatten", LAYER_FLATTEN, m ? m->width : 0);
     return l ? commit(m, l) : mimic_errcode();
+}
+
+mimic_model *mimic_model_convert(const mimic_model *m, mimic_dtype dtype)
+{
+    if (!m) {
+        mimic_error(MIMIC_EARG, "mimic_model_convert: model is NULL");
+        return NULL;
+    }
+    if (m->depth) {
+        mimic_error(MIMIC_ESTATE, "mimic_model_convert: a residual block is still open");
+        return NULL;
+    }
+    mimic_model *c = mimic_model_new(dtype, m->nin);
+    if (!c)
+        return NULL;
+    c->layers = m->n ? mimic_calloc((size_t)m->n, sizeof(layer)) : NULL;
+    if (m->n && !c->layers) {
+        mimic_model_free(c);
+        return NULL;
+    }
+    c->cap = m->n;
+    size_t es = mimic_dtype_size(dtype);
+    for (int i = 0; i < m->n; i++) {
+        mimic_layer_info li;
+        mimic_model_layer(m, i, &li);
+        layer *l = &c->layers[i];
+        *l = m->layers[i];
+        memset(l->w, 0, sizeof l->w);
+        c->n = i + 1; /* counted first: a failure below frees what exists */
+        for (int k = 0; k < 4; k++) {
+            if (!m->layers[i].w[k])
+                continue;
+            int64_t cnt = li.weight_rows[k] * li.weight_cols[k];
+            if (!(l->w[k] = mimic_malloc((size_t)cnt * es))) {
+                mimic_model_free(c);
+                return NULL;
+            }
+            for (int64_t j = 0; j < cnt; j++) {
+                double v = elem(m->dtype, m->layers[i].w[k], j);
+                if (dtype == MIMIC_F32)
+                    ((float *)l->w[k])[j] = (float)v;
+                else
+                    ((double *)l->w[k])[j] = v;
+            }
+        }
+    }
+    c->width = m->width;
+    return c;
 }
 
 int64_t mimic_model_nin(const mimic_model *m) { return m ? m->nin : 0; }
@@ -413,19 +633,25 @@ int mimic_model_layer(const mimic_model *m, int i, mimic_layer_info *info)
     info->out = l->out;
     info->attr[0] = l->attr[0];
     info->attr[1] = l->attr[1];
-    static const char *const names[][2] = {
+    static const char *const names[][4] = {
         [LAYER_DENSE] = {"weight", "bias"}, [LAYER_LAYERNORM] = {"weight", "bias"}, [LAYER_AFFINE] = {"scale", "shift"},
-        [LAYER_CONV] = {"weight", "bias"}, [LAYER_FLATTEN] = {NULL, NULL}};
+        [LAYER_CONV] = {"weight", "bias"}, [LAYER_FLATTEN] = {NULL, NULL}, [LAYER_CONVT] = {"weight", "bias"},
+        [LAYER_RNN] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}, [LAYER_LASTSTEP] = {NULL}};
     static const char *const types[] = {[LAYER_DENSE] = "dense", [LAYER_LAYERNORM] = "layernorm",
                                         [LAYER_AFFINE] = "batchnorm1d", [LAYER_RES_BEGIN] = "residual_begin",
                                         [LAYER_RES_END] = "residual_end"};
     static const char *const sptypes[][3] = {{"conv1d", "conv2d", "conv3d"},
                                              {"max_pool1d", "max_pool2d", "max_pool3d"},
                                              {"avg_pool1d", "avg_pool2d", "avg_pool3d"}};
-    if (l->kind == LAYER_UPSAMPLE) {
-        static const char *const up[3] = {"upsample1d", "upsample2d", "upsample3d"};
-        info->type = up[l->sp.ndim - 1];
+    if (l->kind == LAYER_UPSAMPLE || l->kind == LAYER_UPLINEAR || l->kind == LAYER_CONVT) {
+        static const char *const up[3][3] = {{"upsample1d", "upsample2d", "upsample3d"},
+                                             {"upsample_linear1d", "upsample_linear2d", "upsample_linear3d"},
+                                             {"conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}};
+        info->type = up[l->kind == LAYER_UPSAMPLE ? 0 : l->kind == LAYER_UPLINEAR ? 1 : 2][l->sp.ndim - 1];
         info->spatial = &l->sp;
+    } else if (l->kind == LAYER_RNN || l->kind == LAYER_LASTSTEP) {
+        info->type = l->kind == LAYER_RNN ? cell_names[l->rec.cell] : "last_step";
+        info->recurrent = &l->rec;
     } else if (l->kind == LAYER_CONV || l->kind == LAYER_MAXPOOL || l->kind == LAYER_AVGPOOL) {
         info->type = sptypes[l->kind - LAYER_CONV][l->sp.ndim - 1];
         info->spatial = &l->sp;
@@ -437,17 +663,24 @@ int mimic_model_layer(const mimic_model *m, int i, mimic_layer_info *info)
     } else {
         info->type = l->kind == LAYER_ACT ? act_names[l->act] : types[l->kind];
     }
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 4; k++) {
         if (!l->w[k])
             continue;
         info->weight_name[k] = names[l->kind][k];
         info->weight[k] = l->w[k];
         info->weight_rows[k] = l->kind == LAYER_DENSE && k == 0 ? l->out : 1;
         info->weight_cols[k] = l->kind == LAYER_DENSE && k == 0 ? l->in : l->out;
-        if (l->kind == LAYER_CONV) {
+        if (l->kind == LAYER_CONV || l->kind == LAYER_CONVT) {
             int64_t kv = l->sp.kernel[0] * l->sp.kernel[1] * l->sp.kernel[2];
-            info->weight_rows[k] = k == 0 ? l->sp.out_channels : 1;
-            info->weight_cols[k] = k == 0 ? l->sp.in_channels / l->sp.groups * kv : l->sp.out_channels;
+            bool t = l->kind == LAYER_CONVT;
+            info->weight_rows[k] = k == 0 ? (t ? l->sp.in_channels : l->sp.out_channels) : 1;
+            info->weight_cols[k] = k == 0 ? (t ? l->sp.out_channels : l->sp.in_channels) / l->sp.groups * kv
+                                          : l->sp.out_channels;
+        }
+        if (l->kind == LAYER_RNN) {
+            int64_t GH = cell_gates[l->rec.cell] * l->rec.hidden_size;
+            info->weight_rows[k] = k < 2 ? GH : 1;
+            info->weight_cols[k] = k == 0 ? l->rec.input_size : k == 1 ? l->rec.hidden_size : GH;
         }
         info->nweights = k + 1;
     }

@@ -6,7 +6,8 @@
 
 typedef enum layer_kind {
     LAYER_DENSE, LAYER_ACT, LAYER_LAYERNORM, LAYER_AFFINE, LAYER_RES_BEGIN, LAYER_RES_END,
-    LAYER_CONV, LAYER_MAXPOOL, LAYER_AVGPOOL, LAYER_GMAXPOOL, LAYER_GAVGPOOL, LAYER_FLATTEN, LAYER_UPSAMPLE
+    LAYER_CONV, LAYER_MAXPOOL, LAYER_AVGPOOL, LAYER_GMAXPOOL, LAYER_GAVGPOOL, LAYER_FLATTEN, LAYER_UPSAMPLE,
+    LAYER_CONVT, LAYER_UPLINEAR, LAYER_RNN, LAYER_LASTSTEP
 } layer_kind;
 
 typedef struct layer {
@@ -15,8 +16,10 @@ typedef struct layer {
     int64_t in, out;
     double attr[2];
     mimic_spatial sp;  /* spatial records: geometry; global pools: in_channels */
-    void *w[2]; /* owned: dense weight [out, in] + bias [out] (NULL: none);
-                   layernorm weight, bias (NULL, NULL: no affine); affine scale, shift */
+    mimic_recurrent rec; /* LAYER_RNN, LAYER_LASTSTEP */
+    void *w[4]; /* owned: dense weight [out, in] + bias [out] (NULL: none);
+                   layernorm weight, bias (NULL, NULL: no affine); affine scale, shift;
+                   recurrent w_ih, w_hh, b_ih, b_hh */
 } layer;
 
 struct mimic_model {

@@ -31,14 +31,25 @@
 
 #include "tanh_vec.h"
 
+/* One output coordinate of linear upsampling along one axis: two inputs, two weights. */
+typedef struct uptap {
+    int64_t i[2];
+    double w[2];
+} uptap;
+
 #define T float
 #define SFX(name) name##_f32
 #define EXP expf
 #define EXPM1 expm1f
 #define LOG1P log1pf
 #define TANH tanhf_vec
+#define RTANH tanhf_vec
+#define RSIG(a) (0.5f + 0.5f * tanhf_vec(0.5f * (a)))
 #include "kernels.h"
 #include "spatial_kernels.h"
+#include "rnn_kernels.h"
+#undef RTANH
+#undef RSIG
 #undef T
 #undef SFX
 #undef EXP
@@ -51,8 +62,13 @@
 #define EXPM1 expm1
 #define LOG1P log1p
 #define TANH tanh
+#define RTANH tanh
+#define RSIG(a) (1.0 / (1.0 + exp(-(a))))
 #include "kernels.h"
 #include "spatial_kernels.h"
+#include "rnn_kernels.h"
+#undef RTANH
+#undef RSIG
 #undef T
 #undef SFX
 #undef EXP
@@ -72,7 +88,13 @@ enum { SLOT_IN = -1, SLOT_OUT = -2 };
 #define CONV_TILE_BYTES (256 * 1024)
 #endif
 
-typedef enum op_kind { OP_DENSE, OP_ACT, OP_LAYERNORM, OP_AFFINE, OP_ADD, OP_COPY, OP_CONV, OP_POOL, OP_GPOOL, OP_UPSAMPLE } op_kind;
+/* The most bytes of recurrent gate scratch an automatic chunk may ask for. */
+#ifndef RNN_GATE_BYTES
+#define RNN_GATE_BYTES (8 * 1024 * 1024)
+#endif
+
+typedef enum op_kind { OP_DENSE, OP_ACT, OP_LAYERNORM, OP_AFFINE, OP_ADD, OP_COPY, OP_CONV, OP_POOL, OP_GPOOL, OP_UPSAMPLE,
+               OP_CONVT, OP_UPLIN, OP_RNN, OP_LAST } op_kind;
 
 typedef struct step {
     op_kind kind;
@@ -81,9 +103,13 @@ typedef struct step {
     int64_t in, out;       /* widths */
     int src, src2, dst;    /* slots; src2 only for OP_ADD */
     void *w, *b;           /* borrowed from the plan's weight block */
+    void *w2, *b2;         /* OP_RNN: w = w_ih, w2 = w_hh, b = b_ih, b2 = b_hh (zeros if absent) */
+    mimic_recurrent rec;   /* OP_RNN, OP_LAST */
+    uptap *taps[3];        /* OP_UPLIN: per axis, osz[d] taps (in the plan's aux block) */
     mimic_spatial g;       /* OP_CONV, OP_POOL, OP_GPOOL */
     int64_t osz[3];        /* output spatial size */
-    int64_t kg, tile;      /* OP_CONV: in/groups * prod k, output positions per im2col tile */
+    int64_t kg, tile;      /* OP_CONV: in/groups * prod k, output positions per im2col tile;
+                              OP_CONVT: out/groups * prod k, input positions per col2im tile */
     bool max;              /* OP_POOL, OP_GPOOL */
 } step;
 
@@ -95,6 +121,7 @@ struct mimic_plan {
     bool deterministic;
     step *steps;
     char *weights;       /* one block: every step's weights, dense ones as [in, out] */
+    uptap *aux;          /* linear upsampling taps of every OP_UPLIN step */
     size_t weight_bytes;
     char *ws_raw, *ws;   /* workspace (ws: ws_raw aligned to 64 bytes) */
     size_t buf_stride;   /* bytes per buffer (chunk * width * esize, rounded to 64) */
@@ -134,6 +161,8 @@ static int writable_dst(planner *pl)
     return pl->cur >= 0 && !slot_saved(pl, pl->cur) ? pl->cur : new_buffer(pl);
 }
 
+static int64_t rnn_gates(int cell) { return cell == MIMIC_CELL_LSTM ? 4 : cell == MIMIC_CELL_GRU ? 3 : 1; }
+
 static size_t weights_of(const layer *l, size_t es)
 {
     switch (l->kind) {
@@ -141,8 +170,13 @@ static size_t weights_of(const layer *l, size_t es)
     case LAYER_LAYERNORM: return l->w[0] ? 2 * (size_t)l->in * es : 0;
     case LAYER_AFFINE: return 2 * (size_t)l->in * es;
     case LAYER_CONV:
+    case LAYER_CONVT:
         return ((size_t)l->sp.out_channels * (size_t)(l->sp.in_channels / l->sp.groups) *
                 (size_t)(l->sp.kernel[0] * l->sp.kernel[1] * l->sp.kernel[2]) + (l->w[1] ? (size_t)l->sp.out_channels : 0)) * es;
+    case LAYER_RNN: {
+        size_t GH = (size_t)rnn_gates(l->rec.cell) * (size_t)l->rec.hidden_size;
+        return GH * ((size_t)l->rec.input_size + (size_t)l->rec.hidden_size + 2) * es;
+    }
     default: return 0;
     }
 }
@@ -150,9 +184,25 @@ static size_t weights_of(const layer *l, size_t es)
 /* Copies a layer's weights into the block at *pos; dense weight [out, in] -> [in, out]. */
 static void place_weights(const layer *l, size_t es, char **pos, step *s)
 {
-    if (l->kind == LAYER_CONV) {
-        /* [out, in/groups * prod k] as given: each group's rows are gemm's A */
-        size_t wb = (size_t)l->sp.out_channels * (size_t)s->kg * es;
+    if (l->kind == LAYER_RNN) {
+        /* as given ([G H, I], [G H, H]): gemm reads them transposed */
+        size_t GH = (size_t)rnn_gates(l->rec.cell) * (size_t)l->rec.hidden_size;
+        size_t n[4] = {GH * (size_t)l->rec.input_size, GH * (size_t)l->rec.hidden_size, GH, GH};
+        void **dst[4] = {&s->w, &s->w2, &s->b, &s->b2};
+        for (int k = 0; k < 4; k++) {
+            *dst[k] = *pos;
+            if (l->w[k])
+                memcpy(*pos, l->w[k], n[k] * es);
+            else
+                memset(*pos, 0, n[k] * es); /* no bias: zeros, as the Lua layer adds */
+            *pos += n[k] * es;
+        }
+        return;
+    }
+    if (l->kind == LAYER_CONV || l->kind == LAYER_CONVT) {
+        /* conv: [out, in/groups * prod k] as given: each group's rows are gemm's A;
+           transposed: [in, out/groups * prod k], each group's rows gemm's A^T */
+        size_t wb = (size_t)(l->kind == LAYER_CONV ? l->sp.out_channels : l->sp.in_channels) * (size_t)s->kg * es;
         s->w = *pos;
         memcpy(*pos, l->w[0], wb);
         *pos += wb;
@@ -200,6 +250,7 @@ void mimic_plan_free(mimic_plan *p)
         return;
     mimic_free(p->steps);
     mimic_free(p->weights);
+    mimic_free(p->aux);
     mimic_free(p->ws_raw);
     mimic_free(p);
 }
@@ -233,26 +284,48 @@ mimic_plan *mimic_plan_new(const mimic_model *m, int64_t chunk)
             p->width = m->layers[i].out;
         wbytes += weights_of(&m->layers[i], p->esize);
     }
-    for (int i = 0; i < m->n; i++)
-        p->spatial |= m->layers[i].kind >= LAYER_CONV;
+    size_t ntaps = 0;
+    for (int i = 0; i < m->n; i++) {
+        const layer *l = &m->layers[i];
+        p->spatial |= l->kind >= LAYER_CONV;
+        for (int d = 0; l->kind == LAYER_UPLINEAR && d < 3; d++)
+            ntaps += d < l->sp.ndim ? (size_t)(l->sp.size[d] * l->sp.stride[d]) : 1;
+    }
     if (chunk)
         p->chunk = chunk;
     else if (p->spatial) {
         /* a sample can be wide: the same 256 KiB rule, down to one row */
         int64_t c = (int64_t)((256 * 1024) / (2 * (size_t)p->width * p->esize));
         p->chunk = c < 1 ? 1 : c > 512 ? 512 : c;
+        /* recurrent layers: each step's gemm wants rows (bench_rnn.lua's
+         * LSTM, 256 x 100 steps, 2 threads, shared machine: 75 ms with the
+         * 5-row chunk above, 44 ms with 64), up to 64 while the gate scratch
+         * chunk * T * G H stays within RNN_GATE_BYTES */
+        int64_t r = 0;
+        for (int i = 0; i < m->n; i++) {
+            const layer *l = &m->layers[i];
+            if (l->kind != LAYER_RNN)
+                continue;
+            size_t per = (size_t)l->rec.seq_len * (size_t)(rnn_gates(l->rec.cell) * l->rec.hidden_size) * p->esize;
+            int64_t ri = (int64_t)(RNN_GATE_BYTES / per);
+            r = r == 0 || ri < r ? (ri > 64 ? 64 : ri) : r;
+        }
+        if (r > p->chunk)
+            p->chunk = r;
     } else
         p->chunk = auto_chunk(p->width, p->esize);
     p->steps = mimic_calloc((size_t)m->n + 1, sizeof(step));
     p->weights = mimic_malloc(wbytes);
     p->weight_bytes = wbytes;
-    if (!p->steps || !p->weights) {
+    p->aux = ntaps ? mimic_malloc(ntaps * sizeof(uptap)) : NULL;
+    if (!p->steps || !p->weights || (ntaps && !p->aux)) {
         mimic_plan_free(p);
         return NULL;
     }
 
     planner pl = {.cur = SLOT_IN};
     char *pos = p->weights;
+    uptap *tpos = p->aux;
     size_t colmax = 0;
     for (int i = 0; i < m->n; i++) {
         const layer *l = &m->layers[i];
@@ -284,15 +357,17 @@ mimic_plan *mimic_plan_new(const mimic_model *m, int64_t chunk)
         case LAYER_LAYERNORM: s->kind = OP_LAYERNORM, s->eps = l->attr[0]; s->dst = writable_dst(&pl); break;
         case LAYER_AFFINE: s->kind = OP_AFFINE; s->dst = writable_dst(&pl); break;
         case LAYER_CONV:
+        case LAYER_CONVT:
         case LAYER_MAXPOOL:
         case LAYER_AVGPOOL:
         case LAYER_UPSAMPLE:
-            s->kind = l->kind == LAYER_CONV ? OP_CONV : l->kind == LAYER_UPSAMPLE ? OP_UPSAMPLE : OP_POOL;
+        case LAYER_UPLINEAR:
+            s->kind = l->kind == LAYER_CONV ? OP_CONV : l->kind == LAYER_CONVT ? OP_CONVT
+                      : l->kind == LAYER_UPSAMPLE ? OP_UPSAMPLE : l->kind == LAYER_UPLINEAR ? OP_UPLIN : OP_POOL;
             s->max = l->kind == LAYER_MAXPOOL;
             s->g = l->sp;
-            for (int d = 0; d < 3; d++)
-                s->osz[d] = d < l->sp.ndim ? mimic_spatial_out(&l->sp, d) : 1;
-            if (l->sp.ndim < 3) { /* right-align the dims: the kernels see [C, 1.., S...] */
+            {
+                /* right-align the dims: the kernels see [C, 1.., S...] */
                 int sh = 3 - l->sp.ndim;
                 mimic_spatial *g = &s->g;
                 for (int d = 2; d >= 0; d--) {
@@ -303,21 +378,63 @@ mimic_plan *mimic_plan_new(const mimic_model *m, int64_t chunk)
                     g->stride[d] = keep ? l->sp.stride[from] : 1;
                     g->padding[d] = keep ? l->sp.padding[from] : 0;
                     g->dilation[d] = keep ? l->sp.dilation[from] : 1;
-                    s->osz[d] = keep ? mimic_spatial_out(&l->sp, from) : 1;
+                    g->output_padding[d] = keep ? l->sp.output_padding[from] : 0;
+                    s->osz[d] = !keep                        ? 1
+                                : s->kind == OP_CONVT        ? mimic_spatial_out_transposed(&l->sp, from)
+                                : s->kind == OP_UPSAMPLE || s->kind == OP_UPLIN ? l->sp.size[from] * l->sp.stride[from]
+                                                             : mimic_spatial_out(&l->sp, from);
                 }
             }
-            if (s->kind == OP_UPSAMPLE)
-                for (int d = 0; d < 3; d++)
-                    s->osz[d] = s->g.size[d] * s->g.stride[d];
-            if (s->kind == OP_CONV) {
-                s->kg = l->sp.in_channels / l->sp.groups * l->sp.kernel[0] * l->sp.kernel[1] * l->sp.kernel[2];
-                int64_t npos = s->osz[0] * s->osz[1] * s->osz[2], t = (int64_t)(CONV_TILE_BYTES / ((size_t)s->kg * p->esize));
+            if (s->kind == OP_CONV || s->kind == OP_CONVT) {
+                int64_t kv = l->sp.kernel[0] * l->sp.kernel[1] * l->sp.kernel[2];
+                int64_t npos = s->kind == OP_CONV ? s->osz[0] * s->osz[1] * s->osz[2]
+                                                  : s->g.size[0] * s->g.size[1] * s->g.size[2];
+                s->kg = (s->kind == OP_CONV ? l->sp.in_channels : l->sp.out_channels) / l->sp.groups * kv;
+                int64_t t = (int64_t)(CONV_TILE_BYTES / ((size_t)s->kg * p->esize));
                 t = t < 16 ? 16 : t;
                 s->tile = t > npos ? npos : t;
                 size_t cb = (size_t)s->kg * (size_t)s->tile * p->esize;
                 if (cb > colmax)
                     colmax = cb;
             }
+            if (s->kind == OP_UPLIN) {
+                /* PyTorch's taps with scale in/out (core/ops/conv.c's up_taps) */
+                for (int d = 0; d < 3; d++) {
+                    int64_t in = s->g.size[d], out = s->osz[d];
+                    s->taps[d] = tpos;
+                    for (int64_t o = 0; o < out; o++, tpos++) {
+                        if (in == out && in == 1) {
+                            *tpos = (uptap){{0, 0}, {1, 0}};
+                            continue;
+                        }
+                        double src = s->g.circular ? (out > 1 ? (double)o * (double)(in - 1) / (double)(out - 1) : 0)
+                                                   : ((double)o + 0.5) * ((double)in / (double)out) - 0.5;
+                        if (src < 0)
+                            src = 0;
+                        int64_t i0 = (int64_t)src;
+                        if (i0 > in - 1)
+                            i0 = in - 1;
+                        int64_t i1 = i0 + 1 < in ? i0 + 1 : in - 1;
+                        double lw = src - (double)i0;
+                        *tpos = (uptap){{i0, i1}, {1 - lw, lw}};
+                    }
+                }
+            }
+            s->dst = new_buffer(&pl);
+            break;
+        case LAYER_RNN: {
+            s->kind = OP_RNN;
+            s->rec = l->rec;
+            size_t GH = (size_t)rnn_gates(l->rec.cell) * (size_t)l->rec.hidden_size;
+            size_t cb = (size_t)p->chunk * ((size_t)l->rec.seq_len * GH + GH) * p->esize;
+            if (cb > colmax)
+                colmax = cb;
+            s->dst = new_buffer(&pl);
+            break;
+        }
+        case LAYER_LASTSTEP:
+            s->kind = OP_LAST;
+            s->rec = l->rec;
             s->dst = new_buffer(&pl);
             break;
         case LAYER_GMAXPOOL:
@@ -403,13 +520,19 @@ static void *slot_ptr(const mimic_plan *p, int s, int set, const void *in, void 
     return p->ws + ((size_t)set * (size_t)p->nbuf + (size_t)s) * p->buf_stride;
 }
 
+/* The per-slot scratch (im2col / col2im columns, recurrent gates). */
+static char *scratch_of(const mimic_plan *p, int set)
+{
+    return p->ws + (size_t)p->slots * (size_t)p->nbuf * p->buf_stride + (size_t)set * p->col_stride;
+}
+
 /* One conv layer over `rows` samples (see mimic/model.h: per sample, per
  * tile of output positions, one gemm per group). */
 static void run_conv(const mimic_plan *p, const step *s, int set, const char *x, char *y, int64_t rows)
 {
     bool f32 = p->dtype == MIMIC_F32;
     size_t es = p->esize;
-    char *col = p->ws + (size_t)p->slots * (size_t)p->nbuf * p->buf_stride + (size_t)set * p->col_stride;
+    char *col = scratch_of(p, set);
     int64_t G = s->g.groups, cig = s->g.in_channels / G, ocg = s->g.out_channels / G;
     int64_t npos = s->osz[0] * s->osz[1] * s->osz[2], K = s->kg;
     for (int64_t r = 0; r < rows; r++) {
@@ -454,6 +577,113 @@ static void run_conv(const mimic_plan *p, const step *s, int set, const char *x,
                                 (int)npos);
             }
         }
+    }
+}
+
+/* One transposed conv layer over `rows` samples (see mimic/model.h: per
+ * sample, per tile of input positions, one gemm per group, then col2im). */
+static void run_convt(const mimic_plan *p, const step *s, int set, const char *x, char *y, int64_t rows)
+{
+    bool f32 = p->dtype == MIMIC_F32;
+    size_t es = p->esize;
+    char *col = scratch_of(p, set);
+    int64_t G = s->g.groups, cig = s->g.in_channels / G, ocg = s->g.out_channels / G, R = s->kg;
+    int64_t npin = s->g.size[0] * s->g.size[1] * s->g.size[2], npout = s->osz[0] * s->osz[1] * s->osz[2];
+    for (int64_t r = 0; r < rows; r++) {
+        const char *xr = x + (size_t)(r * s->in) * es;
+        char *yr = y + (size_t)(r * s->out) * es;
+        for (int64_t o = 0; o < s->g.out_channels; o++) {
+            if (f32) {
+                float *yo = (float *)yr + o * npout, bv = s->b ? ((const float *)s->b)[o] : 0.0f;
+                for (int64_t j = 0; j < npout; j++)
+                    yo[j] = bv;
+            } else {
+                double *yo = (double *)yr + o * npout, bv = s->b ? ((const double *)s->b)[o] : 0.0;
+                for (int64_t j = 0; j < npout; j++)
+                    yo[j] = bv;
+            }
+        }
+        for (int64_t t0 = 0; t0 < npin; t0 += s->tile) {
+            int64_t nt = npin - t0 < s->tile ? npin - t0 : s->tile;
+            for (int64_t gi = 0; gi < G; gi++) {
+                const char *wg = (const char *)s->w + (size_t)(gi * cig * R) * es;
+                const char *xg = xr + (size_t)(gi * cig * npin + t0) * es;
+                char *yg = yr + (size_t)(gi * ocg * npout) * es;
+                if (p->deterministic) {
+                    if (f32)
+                        convt_col_det_f32(R, cig, nt, (const float *)wg, (const float *)xg, npin, (float *)col);
+                    else
+                        convt_col_det_f64(R, cig, nt, (const double *)wg, (const double *)xg, npin, (double *)col);
+                } else if (f32) {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)nt, (int)cig, 1.0f,
+                                (const float *)wg, (int)R, (const float *)xg, (int)npin, 0.0f, (float *)col, (int)nt);
+                } else {
+                    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)nt, (int)cig, 1.0,
+                                (const double *)wg, (int)R, (const double *)xg, (int)npin, 0.0, (double *)col, (int)nt);
+                }
+                if (f32)
+                    col2im_t_f32(&s->g, s->osz, (const float *)col, ocg, t0, nt, (float *)yg);
+                else
+                    col2im_t_f64(&s->g, s->osz, (const double *)col, ocg, t0, nt, (double *)yg);
+            }
+        }
+    }
+}
+
+/* C (+)= A W^T: [M, K] times [N, K]^T, BLAS or the deterministic kernel. */
+static void gemm_nt(const mimic_plan *p, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda, const void *W,
+                    void *C, int64_t ldc, bool acc)
+{
+    bool f32 = p->dtype == MIMIC_F32;
+    if (p->deterministic) {
+        if (f32)
+            gemm_nt_det_f32(M, N, K, A, lda, W, C, ldc, acc);
+        else
+            gemm_nt_det_f64(M, N, K, A, lda, W, C, ldc, acc);
+    } else if (f32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)lda, W, (int)K,
+                    acc ? 1.0f : 0.0f, C, (int)ldc);
+    } else {
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0, A, (int)lda, W, (int)K,
+                    acc ? 1.0 : 0.0, C, (int)ldc);
+    }
+}
+
+/* One recurrent layer over `rows` sequences x [rows, T, I] -> y [rows, T, H]
+ * (see mimic/model.h): the input projection of all rows and steps is one
+ * gemm into the gate buffer P [rows, T, G H]; each step then adds (GRU:
+ * computes beside, in S [rows, G H]) h_{t-1} W_hh^T, read back from y, and
+ * applies the cell. LSTM keeps c in S. */
+static void run_rnn(const mimic_plan *p, const step *s, int set, const char *x, char *y, int64_t rows)
+{
+    bool f32 = p->dtype == MIMIC_F32;
+    size_t es = p->esize;
+    const int cell = s->rec.cell;
+    const int64_t NT = s->rec.seq_len, NI = s->rec.input_size, H = s->rec.hidden_size, GH = rnn_gates(cell) * H;
+    char *P = scratch_of(p, set), *S = P + (size_t)(rows * NT * GH) * es;
+    gemm_nt(p, rows * NT, GH, NI, x, NI, s->w, P, GH, false);
+    for (int64_t t = 0; t < NT; t++) {
+        char *Pt = P + (size_t)(t * GH) * es, *yt = y + (size_t)(t * H) * es;
+        const char *hp = t > 0 ? y + (size_t)((t - 1) * H) * es : NULL;
+        int64_t ldh = NT * H;
+        if (cell == MIMIC_CELL_GRU) {
+            if (hp) {
+                gemm_nt(p, rows, GH, H, hp, ldh, s->w2, S, GH, false);
+            } else { /* h_0 = 0: the zeroed hidden side serves as h_0 too */
+                memset(S, 0, (size_t)(rows * GH) * es);
+                hp = S, ldh = GH;
+            }
+        } else if (hp) {
+            gemm_nt(p, rows, GH, H, hp, ldh, s->w2, Pt, NT * GH, true);
+        } else if (cell == MIMIC_CELL_LSTM) {
+            memset(S, 0, (size_t)(rows * H) * es); /* c_0 = 0 */
+        }
+        if (f32)
+            rnn_cell_f32(cell, rows, H, (const float *)Pt, NT * GH, (const float *)S, (const float *)hp, ldh,
+                         (float *)S, s->b, s->b2, (float *)yt, NT * H);
+        else
+            rnn_cell_f64(cell, rows, H, (const double *)Pt, NT * GH, (const double *)S, (const double *)hp, ldh,
+                         (double *)S, s->b, s->b2, (double *)yt, NT * H);
     }
 }
 
@@ -512,13 +742,33 @@ static void run_chunk(const mimic_plan *p, int set, const void *in, void *out, i
             else
                 add_act_f64(rows, n, x, x2, y, s->act, s->a0, s->a1);
             break;
+        case OP_CONVT:
+        case OP_RNN:
+        case OP_LAST:
         case OP_CONV:
         case OP_POOL:
         case OP_GPOOL:
         case OP_UPSAMPLE:
+        case OP_UPLIN:
             if (s->kind == OP_CONV)
                 run_conv(p, s, set, x, y, rows);
-            for (int64_t r = 0; s->kind != OP_CONV && r < rows; r++) {
+            else if (s->kind == OP_CONVT)
+                run_convt(p, s, set, x, y, rows);
+            else if (s->kind == OP_RNN)
+                run_rnn(p, s, set, x, y, rows);
+            for (int64_t r = 0; s->kind == OP_LAST && r < rows; r++) /* the last step of each row */
+                memcpy((char *)y + (size_t)(r * s->out) * p->esize,
+                       (const char *)x + (size_t)(r * s->in + s->in - s->out) * p->esize, (size_t)s->out * p->esize);
+            for (int64_t r = 0; s->kind == OP_UPLIN && r < rows; r++) {
+                const char *xr = (const char *)x + (size_t)(r * s->in) * p->esize;
+                char *yr = (char *)y + (size_t)(r * s->out) * p->esize;
+                const uptap *const *tp = (const uptap *const *)s->taps;
+                if (f32)
+                    upsample_linear_f32(&s->g, s->osz, tp, (const float *)xr, (float *)yr);
+                else
+                    upsample_linear_f64(&s->g, s->osz, tp, (const double *)xr, (double *)yr);
+            }
+            for (int64_t r = 0; (s->kind == OP_POOL || s->kind == OP_GPOOL || s->kind == OP_UPSAMPLE) && r < rows; r++) {
                 const char *xr = (const char *)x + (size_t)(r * s->in) * p->esize;
                 char *yr = (char *)y + (size_t)(r * s->out) * p->esize;
                 if (s->kind == OP_UPSAMPLE && f32)

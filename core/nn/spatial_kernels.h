@@ -194,3 +194,79 @@ static void SFX(global_pool)(int64_t C, int64_t S, bool max, const T *x, T *y)
         y[c] = max ? acc : acc / (T)S;
     }
 }
+
+/* Transposed conv, one group of one sample: y [ocg, O...] += the columns
+ * col [ocg * kvol, nt] of input positions [t0, t0 + nt) scattered to their
+ * output positions o = i stride - padding + k dilation (col2im). */
+static void SFX(col2im_t)(const mimic_spatial *g, const int64_t *osz, const T *col, int64_t ocg, int64_t t0,
+                          int64_t nt, T *y)
+{
+    const int64_t S1 = g->size[1], S2 = g->size[2], O0 = osz[0], O1 = osz[1], O2 = osz[2];
+    const T *row = col;
+    for (int64_t oc = 0; oc < ocg; oc++) {
+        T *yc = y + oc * O0 * O1 * O2;
+        for (int64_t kd = 0; kd < g->kernel[0]; kd++)
+            for (int64_t kh = 0; kh < g->kernel[1]; kh++)
+                for (int64_t kw = 0; kw < g->kernel[2]; kw++, row += nt) {
+                    int64_t id = t0 / (S1 * S2), ih = t0 / S2 % S1, iw = t0 % S2;
+                    const int64_t dd = kd * g->dilation[0] - g->padding[0], dh = kh * g->dilation[1] - g->padding[1],
+                                  dw = kw * g->dilation[2] - g->padding[2];
+                    for (int64_t j = 0; j < nt; j++) {
+                        int64_t od = id * g->stride[0] + dd, oh = ih * g->stride[1] + dh, ow = iw * g->stride[2] + dw;
+                        if (od >= 0 && od < O0 && oh >= 0 && oh < O1 && ow >= 0 && ow < O2)
+                            yc[(od * O1 + oh) * O2 + ow] += row[j];
+                        if (++iw == S2) {
+                            iw = 0;
+                            if (++ih == S1)
+                                ih = 0, id++;
+                        }
+                    }
+                }
+    }
+}
+
+/* Deterministic col = W_g^T x_g: col[r, j] = sum_c w[c, r] x[c, t0 + j], the
+ * sum in c order (W_g [cig, R] row-major, x_g [cig, npos]). */
+static void SFX(convt_col_det)(int64_t R, int64_t cig, int64_t nt, const T *w, const T *x, int64_t npos, T *col)
+{
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+    for (int64_t r = 0; r < R; r++) {
+        T *cr = col + r * nt;
+        for (int64_t j = 0; j < nt; j++)
+            cr[j] = 0;
+        for (int64_t c = 0; c < cig; c++) {
+            T wv = w[c * R + r];
+            const T *xc = x + c * npos;
+            for (int64_t j = 0; j < nt; j++)
+                cr[j] += wv * xc[j];
+        }
+    }
+}
+
+/* One sample: linear upsampling of x [C, S...] into y [C, O...] with the
+ * taps tp[axis][o] (two inputs and weights per output coordinate), summed
+ * in double as core/ops/conv.c does. */
+static void SFX(upsample_linear)(const mimic_spatial *g, const int64_t *osz, const uptap *const *tp, const T *x, T *y)
+{
+    const int64_t S1 = g->size[1], S2 = g->size[2], lin = g->size[0] * S1 * S2;
+    for (int64_t c = 0; c < g->in_channels; c++) {
+        const T *xc = x + c * lin;
+        for (int64_t o0 = 0; o0 < osz[0]; o0++)
+            for (int64_t o1 = 0; o1 < osz[1]; o1++)
+                for (int64_t o2 = 0; o2 < osz[2]; o2++) {
+                    const uptap *a = &tp[0][o0], *b = &tp[1][o1], *e = &tp[2][o2];
+                    double acc = 0;
+                    for (int t0 = 0; t0 < 2; t0++)
+                        for (int t1 = 0; t1 < 2; t1++)
+                            for (int t2 = 0; t2 < 2; t2++) {
+                                double wv = a->w[t0] * b->w[t1] * e->w[t2];
+                                if (wv == 0)
+                                    continue;
+                                acc += wv * (double)xc[(a->i[t0] * S1 + b->i[t1]) * S2 + e->i[t2]];
+                            }
+                    *y++ = (T)acc;
+                }
+    }
+}

@@ -11,9 +11,16 @@
 -- BatchNorm1d (running statistics: its evaluation form) and Dropout (the
 -- identity at inference); convolutional models: Conv1d/2d/3d (zeros or
 -- circular padding, stride, dilation, groups), MaxPool/AvgPool 1d/2d/3d,
--- GlobalAvgPool*/GlobalMaxPool*, Upsample (nearest, integer factors) and
--- Flatten. Anything else -- user-defined
+-- GlobalAvgPool*/GlobalMaxPool*, Upsample (nearest, linear/bilinear/
+-- trilinear with align_corners; integer factors), ConvTranspose1d/2d/3d and
+-- Flatten; recurrent models: RNN (tanh, relu), LSTM, GRU (any num_layers,
+-- one record per layer) and LastStep. Anything else -- user-defined
 -- modules included -- is an error naming the module.
+--
+-- Recurrent models need the per-sample sequence shape: {input_shape = {T,
+-- features}}. A plan row is one sample's [T, features] steps (batch first);
+-- model:forward(x) of a time-first model (batch_first = false) transposes
+-- x [T, B, F] for the plan and a sequence output back.
 --
 -- Convolutional models need the per-sample input shape: {input_shape = {C,
 -- [D, [H,]] W}}. The plan still takes rows (the flattened sample, channels
@@ -41,6 +48,8 @@ local function fail(msg) error(msg, 0) end
 -- start with verb ("compile", "save").
 local NSP = { Conv1d = 1, Conv2d = 2, Conv3d = 3, MaxPool1d = 1, MaxPool2d = 2, MaxPool3d = 3,
               AvgPool1d = 1, AvgPool2d = 2, AvgPool3d = 3 }
+local CONVT = { ConvTranspose1d = 1, ConvTranspose2d = 2, ConvTranspose3d = 3 }
+local RECURRENT = { RNN = true, LSTM = true, GRU = true }
 local GLOBAL = { GlobalAvgPool1d = "global_avg_pool", GlobalAvgPool2d = "global_avg_pool",
                  GlobalAvgPool3d = "global_avg_pool", GlobalMaxPool1d = "global_max_pool",
                  GlobalMaxPool2d = "global_max_pool", GlobalMaxPool3d = "global_max_pool" }
@@ -100,6 +109,69 @@ local function spatial_record(m, t, st, verb, where)
   return r
 end
 
+local function shape_s(sh) return sh and ("[" .. table.concat(sh, ", ") .. "]") or "unknown" end
+
+-- The record of ConvTransposeNd m on per-sample shape st.shape; updates it.
+local function convt_record(m, t, st, verb, where)
+  local nsp = CONVT[t]
+  local sh = st.shape
+  if not sh or #sh ~= nsp + 1 then
+    fail(string.format("%s: %s%s needs a [C, %d spatial] sample, but the shape there is %s; give "
+      .. "input_shape = {C, ...} (channels first)", verb, tostring(m), where, nsp, shape_s(sh)))
+  end
+  if m.padding == "same" then
+    fail(string.format("%s: %s%s: padding 'same' has no transposed form; give explicit padding", verb, tostring(m), where))
+  end
+  local r = { type = "conv_transpose", ndim = nsp, in_channels = sh[1], out_channels = m.out_channels,
+              groups = m.groups, size = {}, kernel = m.kernel_size, stride = m.stride, padding = m.padding,
+              dilation = m.dilation, output_padding = m.output_padding, weight = m.weight, bias = m.bias }
+  local o = { m.out_channels }
+  for i = 1, nsp do
+    r.size[i] = sh[i + 1]
+    o[i + 1] = (sh[i + 1] - 1) * r.stride[i] - 2 * r.padding[i] + r.dilation[i] * (r.kernel[i] - 1) + 1
+      + r.output_padding[i]
+    if o[i + 1] < 1 then
+      fail(string.format("%s: %s%s: the output size along dim %d is %d (padding too large)", verb, tostring(m),
+        where, i, o[i + 1]))
+    end
+  end
+  st.shape = o
+  return r
+end
+
+-- A recurrent layer (one record per layer) or LastStep on a per-sample
+-- sequence st.shape = {T, features}: a row is one sample's [T, F] steps,
+-- whatever the layer's batch_first (st.time_first remembers which layout
+-- the Lua model takes, for model:forward).
+local function recurrent_records(m, t, out, st, verb, where)
+  local sh = st.shape
+  local bf = m.batch_first == true
+  if st.time_first ~= nil and st.time_first == bf then
+    fail(string.format("%s: %s%s: batch_first = %s differs from an earlier recurrent layer's; use one layout in a "
+      .. "model", verb, tostring(m), where, tostring(bf)))
+  end
+  st.time_first = not bf
+  if not sh or #sh ~= 2 then
+    fail(string.format("%s: %s%s needs a [T, features] sequence per sample, but the shape there is %s; give "
+      .. "input_shape = {T, features}", verb, tostring(m), where, shape_s(sh)))
+  end
+  if t == "LastStep" then
+    out[#out + 1] = { type = "last_step", seq_len = sh[1] }
+    st.shape = { sh[2] }
+    return
+  end
+  if sh[2] ~= m.input_size then
+    fail(string.format("%s: %s%s: the sequence has %d features per step, the layer takes %d", verb, tostring(m),
+      where, sh[2], m.input_size))
+  end
+  for l = 0, m.num_layers - 1 do
+    out[#out + 1] = { type = m.mode, seq_len = sh[1], input_size = l == 0 and m.input_size or m.hidden_size,
+      hidden_size = m.hidden_size, weight_ih = m["weight_ih_l" .. l], weight_hh = m["weight_hh_l" .. l],
+      bias_ih = m["bias_ih_l" .. l], bias_hh = m["bias_hh_l" .. l] }
+  end
+  st.shape = { sh[1], m.hidden_size }
+end
+
 local function flatten(m, path, out, verb, st)
   local t = m.__typename
   local where = path == "" and "" or " (at '" .. path .. "')"
@@ -115,6 +187,10 @@ local function flatten(m, path, out, verb, st)
     st.shape = { m.out_features }
   elseif NSP[t] then
     out[#out + 1] = spatial_record(m, t, st, verb, where)
+  elseif CONVT[t] then
+    out[#out + 1] = convt_record(m, t, st, verb, where)
+  elseif RECURRENT[t] or t == "LastStep" then
+    recurrent_records(m, t, out, st, verb, where)
   elseif GLOBAL[t] then
     if not st.shape or #st.shape < 2 then
       fail(string.format("%s: %s%s needs a [C, spatial...] sample; give input_shape = {C, ...}", verb,
@@ -128,11 +204,14 @@ local function flatten(m, path, out, verb, st)
     if not sh or #sh < 2 or #sh > 4 then
       fail(string.format("%s: %s%s needs a [C, spatial...] sample; give input_shape = {C, ...}", verb, tostring(m), where))
     end
-    if m.mode ~= "nearest" then
-      fail(string.format("%s: %s%s: only mode 'nearest' has a %s form", verb, tostring(m), where, label))
-    end
     local nsp = #sh - 1
-    local r = { type = "upsample", ndim = nsp, in_channels = sh[1], size = {}, stride = {} }
+    local linear = ({ "linear", "bilinear", "trilinear" })[nsp]
+    if m.mode ~= "nearest" and m.mode ~= "linear" and m.mode ~= linear then
+      fail(string.format("%s: %s%s: mode '%s' does not fit a sample with %d spatial dims (nearest, %s)", verb,
+        tostring(m), where, tostring(m.mode), nsp, linear))
+    end
+    local r = { type = m.mode == "nearest" and "upsample" or "upsample_linear", ndim = nsp, in_channels = sh[1],
+                size = {}, stride = {}, circular = m.mode ~= "nearest" and m.align_corners == true }
     local o = { sh[1] }
     for i = 1, nsp do
       local f
@@ -180,8 +259,8 @@ local function flatten(m, path, out, verb, st)
     flatten(m:lower(), path, out, verb, st)
   else
     fail(string.format("%s: nn.%s%s has no %s form (%s: Sequential, Residual, Linear, "
-      .. "activations, LayerNorm, BatchNorm1d, Dropout, Conv1d/2d/3d, MaxPool/AvgPool, GlobalAvgPool/GlobalMaxPool, "
-      .. "Upsample (nearest), Flatten)", verb, tostring(t), where,
+      .. "activations, LayerNorm, BatchNorm1d, Dropout, Conv1d/2d/3d, ConvTranspose1d/2d/3d, MaxPool/AvgPool, "
+      .. "GlobalAvgPool/GlobalMaxPool, Upsample (nearest, linear), Flatten, RNN, LSTM, GRU, LastStep)", verb, tostring(t), where,
       verb == "save" and "file" or "compiled", verb == "save" and "saved" or "compiled"))
   end
   return out
@@ -196,14 +275,14 @@ end
 function plan.records(model, verb, input_shape)
   local st = { shape = input_shape }
   local recs = flatten(model, "", {}, verb or "compile", st)
-  return recs, st.shape
+  return recs, st.shape, st.time_first
 end
 
 -- True if the model has layers that need the input's spatial shape.
 function plan.is_spatial(m)
   for _, e in ipairs(m:named_modules()) do
     local t = e[2].__typename
-    if NSP[t] or GLOBAL[t] or t == "Upsample" then return true end
+    if NSP[t] or CONVT[t] or GLOBAL[t] or t == "Upsample" or RECURRENT[t] or t == "LastStep" then return true end
   end
   return false
 end
@@ -224,7 +303,8 @@ function plan.width_of(model, opts, verb)
     return nin
   end
   if plan.is_spatial(model) then
-    fail(verb .. ": a convolutional model needs the sample shape: give input_shape = {C, [D, [H,]] W} (channels first)")
+    fail(verb .. ": a convolutional or recurrent model needs the sample shape: give input_shape = {C, [D, [H,]] W} "
+      .. "(channels first) or {T, features} (one sequence)")
   end
   return opts.nin or plan.input_width(model)
 end
@@ -263,14 +343,14 @@ function plan.compile(model, opts)
     local ps = model:parameters()
     dtype = ps[1] and ps[1]:dtype() or "float32"
   end
-  local out_shape
+  local out_shape, time_first
   local p = mimic.no_grad(function()
     local records
-    records, out_shape = plan.records(model, "compile", opts.input_shape)
+    records, out_shape, time_first = plan.records(model, "compile", opts.input_shape)
     return mimic.compile_layers(records, nin, { dtype = dtype, chunk = opts.chunk, deterministic = opts.deterministic })
   end)
   rawset(model, "_compiled", p)
-  rawset(model, "_compiled_shapes", opts.input_shape and { opts.input_shape, out_shape } or nil)
+  rawset(model, "_compiled_shapes", opts.input_shape and { opts.input_shape, out_shape, time_first } or nil)
   return p
 end
 
@@ -283,13 +363,18 @@ function plan.try_forward(model, x)
   if shapes then -- [n, C, ...] or [C, ...] samples: rows in, the output shape back
     local ins, outs = shapes[1], shapes[2]
     local lead = d - #ins
+    -- time-first recurrent models take [T, B, F]: the plan's rows are samples [T, F]
+    local tf = shapes[3] and lead == 1
+    if tf then x = x:transpose(1, 2):contiguous() end
     if (lead ~= 0 and lead ~= 1) or x:dtype() ~= p:dtype() then return nil end
     for i = 1, #ins do if x:size(lead + i) ~= ins[i] then return nil end end
     local n = lead == 1 and x:size(1) or 1
     local y = p:forward(x:reshape({ n, p:nin() }))
     local shp = lead == 1 and { n } or {}
     for _, v in ipairs(outs or { p:nout() }) do shp[#shp + 1] = v end
-    return y:reshape(shp)
+    y = y:reshape(shp)
+    if tf and #shp == 3 then y = y:transpose(1, 2) end -- a sequence output back to [T, B, H]
+    return y
   end
   if (d ~= 1 and d ~= 2) or x:size(d) ~= p:nin() or x:dtype() ~= p:dtype() then return nil end
   return p:forward(x)

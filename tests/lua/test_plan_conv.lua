@@ -112,12 +112,12 @@ function test_errors_name_the_module()
   raises("needs a [C, 2 spatial] sample", m.compile, m, { input_shape = { 2, 36 } })
   raises("nin = 5 but input_shape gives 72", m.compile, m, { input_shape = { 2, 6, 6 }, nin = 5 })
   raises("does not fit", m.compile, m, { input_shape = { 2, 2, 6 } })
-  local u = nn.Sequential(nn.Conv1d(1, 1, 3), nn.Upsample({ scale_factor = 2, mode = "linear" }))
-  raises("only mode 'nearest' has a compiled form", u.compile, u, { input_shape = { 1, 8 } })
+  local u = nn.Sequential(nn.Conv1d(1, 1, 3), nn.Upsample({ scale_factor = 2, mode = "trilinear" }))
+  raises("mode 'trilinear' does not fit a sample with 1 spatial dims (nearest, linear)", u.compile, u, { input_shape = { 1, 8 } })
   local u2 = nn.Sequential(nn.Upsample({ scale_factor = 1.5 }))
   raises("only integer scale factors", u2.compile, u2, { input_shape = { 1, 8 } })
-  local t = nn.Sequential(nn.ConvTranspose1d(1, 1, 3))
-  raises("nn.ConvTranspose1d (at '1') has no compiled form", t.compile, t, { input_shape = { 1, 8 } })
+  local t = nn.Sequential(nn.Conv1d(1, 1, 3), nn.Concat(2, nn.Identity()))
+  raises("nn.Concat (at '2') has no compiled form", t.compile, t, { input_shape = { 1, 8 } })
   local f = nn.Sequential(nn.Conv1d(1, 2, 3), nn.Flatten(1, 2))
   raises("only Flatten(2, -1)", f.compile, f, { input_shape = { 1, 8 } })
   local e = nn.Sequential(nn.Conv1d(1, 2, 2, { padding = "same" }))
@@ -154,7 +154,7 @@ function test_save_load_embed_equal_forward()
     lu.assertNotEquals(h2, hash)
   end
   local m = nn.Sequential(nn.Conv1d(1, 1, 3))
-  raises("model:save: a convolutional model needs the sample shape", m.save, m, dir .. "/x.h5",
+  raises("model:save: a convolutional or recurrent model needs the sample shape", m.save, m, dir .. "/x.h5",
     { inputs = { { name = "a", units = "1", size = 8 } }, outputs = { { name = "b", units = "1", size = 6 } } })
 end
 

@@ -37,6 +37,24 @@
  *   "flatten"      : no-op on rows, recorded so a file reads like the model
  *   "upsample1d/2d/3d": nearest-neighbour upsampling by an integer factor
  *                   per dim (the `stride` field): out size = size * factor
+ *   "upsample_linear1d/2d/3d": linear / bilinear / trilinear upsampling by
+ *                   integer factors (`stride`), align_corners in `circular`:
+ *                   PyTorch's taps with scale in/out (mimic_upsample)
+ *   "conv_transpose1d/2d/3d": weight [in_ch, out_ch/groups, k...] (PyTorch's
+ *                   layout, stored as [in_ch, out_ch/groups*prod k]), bias
+ *                   [out_ch] (optional); stride, padding, dilation, groups,
+ *                   output_padding (< stride or < dilation); zero padding.
+ *                   Out size: (size - 1) stride - 2 pad + dil (k - 1) + 1 + out_pad
+ *
+ * Recurrent records. A row is one sample's sequence [T, F] (batch first,
+ * row-major: step after step), T fixed when the model is built:
+ *   "rnn_tanh", "rnn_relu", "lstm", "gru": one layer of PyTorch's RNN, LSTM,
+ *                   GRU (gate order i, f, g, o and r, z, n), zero initial
+ *                   state; [T, I] -> [T, H] (the hidden state of every step);
+ *                   weight_ih [G H, I], weight_hh [G H, H], bias_ih, bias_hh
+ *                   [G H] (both or neither). A multi-layer RNN is one record
+ *                   per layer.
+ *   "last_step"   : [T, H] -> [H], the last step (sequence to one)
  * Output size per dim: (size + 2 pad - dil (k - 1) - 1) / stride + 1 (floor).
  *
  * Plan: mimic_plan_new copies the weights (the model may be freed after) and
@@ -59,6 +77,18 @@
  * capped at the output size. Pools run directly. Models with spatial
  * records pick chunk (when 0) from the same 256 KiB rule but down to 1 row.
  * Workspace then adds slots * max over conv layers of K * tile * es.
+ * A transposed conv runs per sample over tiles of input positions: one gemm
+ * per group (W_g^T times the tile) into a column buffer [out/groups * prod
+ * k, tile], then scattered into the output (col2im; bias pre-filled).
+ * Linear upsampling takes its taps (computed at plan time) per output.
+ * A recurrent layer runs a chunk at once: the input projection of all rows
+ * and steps is one gemm [rows T, I] x [I, G H] into a gate buffer, then each
+ * step adds h_{t-1} W_hh^T with one gemm over the rows (GRU: beside it) and
+ * applies the cell (float32: the plan's vectorised tanh, sigmoid(a) = (1 +
+ * tanh(a/2)) / 2). Its scratch is chunk * (T G H + G H) elements; an
+ * automatic chunk takes up to 64 rows while that stays within 8 MiB.
+ * Workspace: the per-slot scratch is the largest of these (im2col, col2im,
+ * gates), replacing the im2col term above.
  *
  * Deterministic mode: a row's output is bit-identical whatever the batch
  * size, chunking and thread count. BLAS gemm results can depend on the
@@ -112,10 +142,14 @@ typedef struct mimic_spatial {
     int64_t in_channels, out_channels, groups; /* pools: out = in, groups 1 */
     int64_t size[3];               /* input spatial size (D, H, W order) */
     int64_t kernel[3], stride[3], padding[3], dilation[3];
-    int circular;                  /* conv: circular padding; avg pool: count_include_pad */
+    int circular;                  /* conv: circular padding; avg pool: count_include_pad;
+                                      linear upsample: align_corners */
+    int64_t output_padding[3];     /* transposed conv only: extra output positions at the end */
 } mimic_spatial;
 /* The output spatial size of g in dim d (0 if the window does not fit). */
 int64_t mimic_spatial_out(const mimic_spatial *g, int d);
+/* The same for a transposed convolution (may be < 1 for a bad geometry). */
+int64_t mimic_spatial_out_transposed(const mimic_spatial *g, int d);
 /* Convolution; g->size must give the current width with g->in_channels.
  * weight [out, in/groups, k...] (PyTorch layout), bias [out] or NULL. */
 int mimic_model_add_conv(mimic_model *m, const mimic_spatial *g, const void *weight, const void *bias);
@@ -127,6 +161,33 @@ int mimic_model_add_flatten(mimic_model *m);
 /* Nearest upsampling: g->stride[d] is the integer factor (1..64) of dim d;
  * kernel, padding, dilation, out_channels, groups ignored. */
 int mimic_model_add_upsample(mimic_model *m, const mimic_spatial *g);
+/* Linear (1-D), bilinear (2-D), trilinear (3-D) upsampling, integer factors
+ * g->stride[d] (1..64); g->circular = align_corners. */
+int mimic_model_add_upsample_linear(mimic_model *m, const mimic_spatial *g);
+/* Transposed convolution; weight [in, out/groups, k...] (PyTorch layout),
+ * bias [out] or NULL; g->circular must be 0. */
+int mimic_model_add_conv_transpose(mimic_model *m, const mimic_spatial *g, const void *weight, const void *bias);
+
+/* A recurrent layer: cell type, sequence length and sizes. */
+typedef enum mimic_cell { MIMIC_CELL_RNN_TANH, MIMIC_CELL_RNN_RELU, MIMIC_CELL_LSTM, MIMIC_CELL_GRU,
+                          MIMIC_CELL_COUNT } mimic_cell;
+typedef struct mimic_recurrent {
+    int cell;                    /* mimic_cell; -1 for a last_step record */
+    int64_t seq_len, input_size, hidden_size; /* last_step: input = hidden = H */
+} mimic_recurrent;
+/* "rnn_tanh", ...: the record type names; parse returns -1 if unknown. */
+const char *mimic_cell_name(mimic_cell c);
+int mimic_cell_parse(const char *name);
+/* One layer; the current width must be seq_len * input_size. Weights in
+ * PyTorch's layout (w_ih [G H, I], w_hh [G H, H]); biases both or NULL. */
+int mimic_model_add_recurrent(mimic_model *m, const mimic_recurrent *r, const void *w_ih, const void *w_hh,
+                              const void *b_ih, const void *b_hh);
+/* [T, H] -> [H]: seq_len must divide the current width. */
+int mimic_model_add_last_step(mimic_model *m, int64_t seq_len);
+
+/* A copy of m (closed) with every weight converted to dtype (float32 or
+ * float64), record for record; the caller owns it. */
+mimic_model *mimic_model_convert(const mimic_model *m, mimic_dtype dtype);
 
 int64_t mimic_model_nin(const mimic_model *m);
 int64_t mimic_model_nout(const mimic_model *m); /* width after the last record */
@@ -138,11 +199,12 @@ typedef struct mimic_layer_info {
     const char *type;     /* the record type names above */
     int64_t in, out;      /* feature widths before and after */
     double attr[2];       /* as in the list above; 0 where unused */
-    int nweights;         /* 0..2 */
-    const char *weight_name[2]; /* "weight"/"bias" or "scale"/"shift"; NULL entries absent */
-    const void *weight[2];
-    int64_t weight_rows[2], weight_cols[2]; /* [rows, cols]; a vector is [1, w] */
+    int nweights;         /* 0..4 (recurrent: weight_ih, weight_hh, bias_ih, bias_hh) */
+    const char *weight_name[4]; /* "weight"/"bias" or "scale"/"shift"; NULL entries absent */
+    const void *weight[4];
+    int64_t weight_rows[4], weight_cols[4]; /* [rows, cols]; a vector is [1, w] */
     const mimic_spatial *spatial; /* conv / pool records: the geometry; else NULL */
+    const mimic_recurrent *recurrent; /* recurrent and last_step records; else NULL */
 } mimic_layer_info;
 int mimic_model_layer(const mimic_model *m, int i, mimic_layer_info *info);
 
