@@ -211,7 +211,7 @@ $(B)/cmake/mimicConfigVersion.cmake: cmake/mimicConfigVersion.cmake.in Makefile
 	@sed -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 run: all
-	$(EXE) scripts/flagship.lua
+	$(EXE) scripts/flagship.lua $(ARGS)
 
 # Studies (not part of `make test`): regenerate validation/<study>/.
 validate-flagship: all
@@ -315,6 +315,10 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 $(B)/bench/%: tests/bench/%.c tests/bench/benchutil.h $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDLIBS_CORE)
+# The radiation bench also times the reference kernels of libmimic_solvers.
+$(B)/bench/bench_radiation: tests/bench/bench_radiation.c tests/bench/benchutil.h $(SOLVERS_A) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(SOLVERS_A) $(LIB_A) $(LDLIBS_SOLVERS) $(LDLIBS_CORE)
 
 # PyTorch baselines come from Debian's python3-torch (installed here when root).
 bench: all $(BENCH_BIN)

@@ -941,6 +941,151 @@ static int l_nn_feature_names(lua_State *L)
     return 2;
 }
 
+/* --- the neural gas optics (rad_nn.h) ---------------------------------------------------- */
+
+#define NN_META "mimic.radiation.NN"
+
+/* The surrogate; the k-distribution it borrows is its uservalue 1, so it
+ * lives as long as the surrogate (kb: its box, to notice an early kd:close). */
+typedef struct nnbox {
+    mimic_rad_nn *s;
+    kdbox *kb;
+} nnbox;
+
+static mimic_rad_nn *check_nn(lua_State *L, int arg)
+{
+    nnbox *b = luaL_checkudata(L, arg, NN_META);
+    if (!b->s)
+        luaL_argerror(L, arg, "the neural gas optics is closed");
+    if (!b->kb->k)
+        luaL_argerror(L, arg, "its k-distribution (kdist=) was closed");
+    return b->s;
+}
+
+static int nn_gc(lua_State *L)
+{
+    nnbox *b = luaL_checkudata(L, 1, NN_META);
+    mimic_rad_nn_close(&b->s);
+    return 0;
+}
+
+/* opts[name] as a path string, or NULL when absent. */
+static const char *opt_path(lua_State *L, int opts, const char *fn, const char *name, int required)
+{
+    lua_getfield(L, opts, name);
+    const char *v = NULL;
+    if (lua_type(L, -1) == LUA_TSTRING)
+        v = lua_tostring(L, -1); /* the options table keeps the string alive */
+    else if (!lua_isnil(L, -1) || required)
+        luaL_error(L, "%s: option '%s' must be %sa model file path (string), got %s", fn, name,
+                   required ? "" : "nil or ", luaL_typename(L, -1));
+    lua_pop(L, 1);
+    return v;
+}
+
+/* nn{tau = path, planck = path, kdist = kd,
+ *    tau_upper = path, planck_upper = path, p_split = Pa (default kd's),  -- optional pair for p < p_split
+ *    guard = path, guard_upper = path,                                     -- optional guards (raw features)
+ *    precision = "f32" | "f64" (default: as stored), threads = 0, deterministic = false}
+ *   -> the neural gas optics: usable as optics = in lw_fluxes and rce:run/step;
+ *      :optics(state) -> tau, planck_frac (as kd:optics), :stats() -> {layers, fallback}, :close() */
+static int l_nn(lua_State *L)
+{
+    const char *fn = "radiation.nn";
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    static const char *const known[] = {"tau", "planck", "kdist", "tau_upper", "planck_upper", "p_split", "guard",
+                                        "guard_upper", "precision", "threads", "deterministic", NULL};
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        int ok = 0;
+        for (int i = 0; k && known[i]; i++)
+            ok |= strcmp(k, known[i]) == 0;
+        if (!ok)
+            return luaL_error(L, "%s: unknown option '%s' (tau, planck, kdist, tau_upper, planck_upper, p_split, "
+                                 "guard, guard_upper, precision, threads, deterministic)", fn, k ? k : "?");
+        lua_pop(L, 1);
+    }
+    mimic_rad_nn_options o;
+    memset(&o, 0, sizeof o);
+    lua_getfield(L, 1, "kdist");
+    int kdi = lua_gettop(L);
+    kdbox *kb = luaL_testudata(L, kdi, KDIST_META);
+    if (!kb)
+        return luaL_error(L, "%s: option 'kdist' must be a radiation.kdist (the reference kernel, its g-points and "
+                             "the fallback), got %s", fn, luaL_typename(L, kdi));
+    const mimic_rad_kdist *kd = check_kdist(L, kdi);
+    o.tau_path = opt_path(L, 1, fn, "tau", 1);
+    o.planck_path = opt_path(L, 1, fn, "planck", 1);
+    o.tau_upper_path = opt_path(L, 1, fn, "tau_upper", 0);
+    o.planck_upper_path = opt_path(L, 1, fn, "planck_upper", 0);
+    o.guard_path = opt_path(L, 1, fn, "guard", 0);
+    o.guard_upper_path = opt_path(L, 1, fn, "guard_upper", 0);
+    o.p_split = opt_num(L, 1, fn, "p_split", o.tau_upper_path || o.planck_upper_path ? kd->p_split : 0);
+    lua_getfield(L, 1, "precision");
+    if (!lua_isnil(L, -1)) {
+        const char *pr = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+        if (strcmp(pr, "f32") == 0 || strcmp(pr, "float32") == 0)
+            o.open.precision = MIMIC_PRECISION_F32;
+        else if (strcmp(pr, "f64") == 0 || strcmp(pr, "float64") == 0)
+            o.open.precision = MIMIC_PRECISION_F64;
+        else if (strcmp(pr, "stored") != 0)
+            return luaL_error(L, "%s: precision must be \"f32\", \"f64\" or nil (as stored), got %s", fn,
+                              lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "threads");
+    if (!lua_isnil(L, -1)) {
+        int isint = 0;
+        lua_Integer t = lua_tointegerx(L, -1, &isint);
+        if (!isint || t < 0 || t > 1 << 16)
+            return luaL_error(L, "%s: threads must be an integer in 0..65536 (0: mimic.get_num_threads())", fn);
+        o.open.num_threads = (int)t;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "deterministic");
+    o.open.deterministic = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    nnbox *b = lua_newuserdatauv(L, sizeof *b, 1);
+    b->s = NULL, b->kb = kb;
+    luaL_setmetatable(L, NN_META);
+    lua_pushvalue(L, kdi);
+    lua_setiuservalue(L, -2, 1);
+    if (mimic_rad_nn_open(&o, kd, &b->s) != MIMIC_OK)
+        return lmimic_error(L);
+    return 1;
+}
+
+/* nn:optics(state) -> tau [n, ngpt], planck_frac [n, ngpt] (state as kd:optics) */
+static int nn_optics(lua_State *L)
+{
+    mimic_rad_nn *s = check_nn(L, 1);
+    nnbox *b = lua_touserdata(L, 1);
+    lua_settop(L, 2);
+    int64_t n;
+    const mimic_rad_layer *lay = push_layers(L, 2, "nn:optics", &n);
+    int ngpt = b->kb->k->ngpt;
+    double *tau = push_new(L, 2, (int64_t[2]){n, ngpt});
+    double *pf = push_new(L, 2, (int64_t[2]){n, ngpt});
+    if (mimic_rad_nn_optics(s, lay, n, tau, pf) != MIMIC_OK)
+        return lmimic_error(L);
+    return 2;
+}
+
+/* nn:stats() -> {layers = computed, fallback = sent to the reference kernel} */
+static int nn_stats(lua_State *L)
+{
+    mimic_rad_nn_stats st;
+    mimic_rad_nn_get_stats(check_nn(L, 1), &st);
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, (lua_Integer)st.layers);
+    lua_setfield(L, -2, "layers");
+    lua_pushinteger(L, (lua_Integer)st.fallback);
+    lua_setfield(L, -2, "fallback");
+    return 1;
+}
+
 /* The optics option of lw_fluxes and rce:run/step, from opts[optics]:
  *   "gray" (k =, kq =) | a radiation.lbl model (nu =, weight =) | a radiation.kdist |
  *   a function(state) -> tau, planck_frac (nu1 =, nu2 =, weight =).
@@ -965,6 +1110,8 @@ static void parse_optics(lua_State *L, int opts, const char *fn, int nlay, mimic
         opt->weight = opt_array(L, opts, fn, "weight", 1, (int64_t[1]){lo->n}, 1, 0);
     } else if (luaL_testudata(L, oi, KDIST_META)) {
         mimic_rad_kdist_optics(check_kdist(L, oi), opt);
+    } else if (luaL_testudata(L, oi, NN_META)) {
+        mimic_rad_nn_optics_fn(check_nn(L, oi), opt);
     } else if (lua_isfunction(L, oi)) {
         int64_t ngpt = -1;
         opt->nu1 = opt_array(L, opts, fn, "nu1", 1, &ngpt, 1, 0);
@@ -975,8 +1122,8 @@ static void parse_optics(lua_State *L, int opts, const char *fn, int nlay, mimic
         store->lua = (lua_optics){L, oi, opt->ngpt, 0, NULL, 0, NULL, NULL};
         opt->fn = optics_trampoline, opt->ud = &store->lua;
     } else {
-        luaL_error(L, "%s: option 'optics' must be \"gray\", a radiation.lbl model, a radiation.kdist or a "
-                      "function(state) -> tau, planck_frac; got a %s", fn, luaL_typename(L, oi));
+        luaL_error(L, "%s: option 'optics' must be \"gray\", a radiation.lbl model, a radiation.kdist, a "
+                      "radiation.nn or a function(state) -> tau, planck_frac; got a %s", fn, luaL_typename(L, oi));
     }
 }
 
@@ -1134,6 +1281,7 @@ void lmimic_open_radiation(lua_State *L, int mod, int methods)
         {"kdist", l_kdist},
         {"nn_features", l_nn_features},
         {"nn_feature_names", l_nn_feature_names},
+        {"nn", l_nn},
         {NULL, NULL},
     };
     static const luaL_Reg lbl_methods[] = {
@@ -1146,6 +1294,8 @@ void lmimic_open_radiation(lua_State *L, int mod, int methods)
     new_class(L, LBL_META, lbl_methods, lbl_gc);
     new_class(L, RCE_META, rce_methods, rce_gc);
     new_class(L, KDIST_META, kdist_methods, kdist_gc);
+    static const luaL_Reg nn_methods[] = {{"optics", nn_optics}, {"stats", nn_stats}, {"close", nn_gc}, {NULL, NULL}};
+    new_class(L, NN_META, nn_methods, nn_gc);
     luaL_newlib(L, funcs);
     lua_setfield(L, mod, "radiation");
 }

@@ -54,31 +54,49 @@ typedef struct mimic_rad_nn mimic_rad_nn;
 /* Opens the model files and checks them against the k-distribution `kd`
  * (borrowed, must outlive the surrogate): ngpt outputs, the feature units,
  * names. kd is also the fallback for layers the guard flags (and for NaN
- * outputs). MIMIC_EIO/EVALUE/EARG with a message naming the file and the
- * mismatch; *out is NULL on error. The caller owns *out:
- * mimic_rad_nn_close. */
+ * outputs). Errors, with a message naming the model ("tau", "upper planck"...),
+ * the file and the mismatch; *out is NULL: MIMIC_EARG (options), MIMIC_EIO
+ * (missing or unreadable model or guard file: mimic_open's message),
+ * MIMIC_EVALUE (a contract other than the one above). The guard is set on
+ * the tau model's handle (checked once per layer). Each model file is one
+ * embedding handle with opt.open (precision, num_threads, chunk,
+ * deterministic, log). The caller owns *out: mimic_rad_nn_close. */
 int mimic_rad_nn_open(const mimic_rad_nn_options *o, const mimic_rad_kdist *kd, mimic_rad_nn **out);
 void mimic_rad_nn_close(mimic_rad_nn **s); /* sets *s = NULL; NULL fine */
 
 /* Gas optics of nlay layers, same contract as mimic_rad_gas_optics:
  * tau[nlay][ngpt], planck_frac[nlay][ngpt] (non-negative, renormalised to sum
- * to 1 over each band's g-points). Layers the guard flags get the reference
- * kernel's values. Grows internal buffers when nlay exceeds every earlier
- * call (MIMIC_ENOMEM), otherwise allocates nothing. One caller at a time. */
+ * to 1 over each band's g-points). The inputs are checked as the reference
+ * kernel checks them (MIMIC_EVALUE naming the layer; nothing written).
+ * tau = max(k, 0) col_dry; fractions clamped at 0, then divided by their
+ * band's sum. A layer goes to the reference kernel (its tau AND fractions)
+ * when the guard flags it, a model gives a non-finite output for it, or a
+ * band's fractions sum to 0. The models write straight into tau and
+ * planck_frac (float64 rows); with the upper pair, layers are routed by
+ * p < p_split (any order; a regime whose layers are not contiguous goes
+ * through an internal buffer). Threads: the models run on opt.open.num_threads
+ * (0: the caller's mimic_get_num_threads()), one when called inside an
+ * OpenMP parallel region. Grows internal buffers when nlay (with the upper
+ * pair: a regime's share of it) exceeds every earlier call (MIMIC_ENOMEM),
+ * otherwise allocates nothing. One caller at a time per surrogate. */
 int mimic_rad_nn_optics(mimic_rad_nn *s, const mimic_rad_layer *lay, int64_t nlay, double *tau,
                         double *planck_frac);
 
-/* Fills a mimic_rad_optics (rad_rte.h) whose callback is the surrogate. */
+/* Fills a mimic_rad_optics (rad_rte.h) whose callback is the surrogate:
+ * kd's nu1/nu2, weight NULL (s, opt not NULL; s must outlive opt's use), for
+ * mimic_rad_lw_fluxes and mimic_rad_rce_run. */
 void mimic_rad_nn_optics_fn(mimic_rad_nn *s, struct mimic_rad_optics *opt);
 
-/* Counters since open: layers computed, and layers that went to the
- * reference kernel (flagged by the guard or with non-finite outputs). */
+/* Counters since open: layers computed (successful calls only), and layers
+ * that went to the reference kernel (flagged by the guard, non-finite
+ * outputs, or unusable fractions). s NULL: zeros. */
 typedef struct mimic_rad_nn_stats {
     int64_t layers, fallback;
 } mimic_rad_nn_stats;
 void mimic_rad_nn_get_stats(const mimic_rad_nn *s, mimic_rad_nn_stats *st);
 
-/* The last error message of the surrogate (its handles' or its own). */
+/* The last error message of the surrogate (its handles' or its own; "" if
+ * none); s NULL: the calling thread's mimic_errmsg(). */
 const char *mimic_rad_nn_last_error(const mimic_rad_nn *s);
 
 #endif
