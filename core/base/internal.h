@@ -6,6 +6,22 @@
 
 #define MIMIC_COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+/* Call first inside a parallel region whose threads call BLAS: their gemms
+ * stay on their own thread. OpenBLAS's OpenMP build sizes its work by
+ * nthreads-var even inside a team, and the team's threads then wait on each
+ * other's buffers (the embedding API measured 5x slower on 2 threads than on
+ * one for 60-row batches). nthreads-var is per task: this changes nothing
+ * outside the region. */
+static inline void mimic_blas_on_this_thread(void)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+}
+
 /* --- strided iteration ------------------------------------------------------
  * Walks `nt` operands over one shape, with per-operand byte strides (0 for a
  * broadcast dim). Dims that are contiguous for every operand are merged, so a

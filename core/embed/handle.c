@@ -13,6 +13,7 @@
  * One fork/join per call, as in mimic_plan_run; per-sample work never
  * depends on the split, so deterministic mode stays bit-identical for any
  * batch and thread count. */
+#include "base/internal.h"
 #include "embed_internal.h"
 #include "io/modelfile_internal.h"
 
@@ -1160,6 +1161,7 @@ static int run_all(mimic_handle *h, int64_t n, int nthr, unsigned *any)
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthr)
         {
+            mimic_blas_on_this_thread();
             /* contiguous ranges of chunks per thread; the team may be smaller than asked */
             int t = omp_get_thread_num(), nt = omp_get_num_threads();
             int64_t c0 = nchunks * t / nt, c1 = nchunks * (t + 1) / nt;

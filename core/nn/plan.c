@@ -17,6 +17,7 @@
  * single-threaded inside a parallel region). Small layers gain more from
  * this than from a threaded gemm per layer, whose fork/join per call costs
  * more than the layer itself. */
+#include "base/internal.h"
 #include "nn.h"
 
 #include "mimic/base.h"
@@ -835,6 +836,7 @@ int mimic_plan_run(mimic_plan *p, const void *in, int64_t n, void *out)
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthr)
     {
+        mimic_blas_on_this_thread();
         int set = omp_get_thread_num();
         /* Contiguous ranges of chunks per thread: neighbouring rows stay on one core. */
         int64_t c0 = nchunks * set / nthr, c1 = nchunks * (set + 1) / nthr;

@@ -435,6 +435,8 @@ static int conv_run(int op, mimic_dtype ct, const cgeom *g, const char *a, const
     const char *w = b;
 #pragma omp parallel for schedule(dynamic) num_threads((int)nbuf) if (par)
     for (int64_t unit = 0; unit < nwork; unit++) {
+        if (par)
+            mimic_blas_on_this_thread();
         char *col = cols + (size_t)((par ? thread_id() : 0) * rows * tcols) * es;
         if (op == OP_CONV) {
             int64_t n = unit / ntile, r0 = unit % ntile * R, r1 = r0 + R < O01 ? r0 + R : O01, nc = (r1 - r0) * O2;

@@ -385,6 +385,8 @@ static mimic_tensor *run_forward(const rgeom *g, mimic_dtype ct, const rops *o)
     int nt = nthreads(g);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
+        if (nt > 1)
+            mimic_blas_on_this_thread();
         int id = thread_id(), n = nt;
 #ifdef _OPENMP
         n = omp_get_num_threads();
@@ -500,6 +502,8 @@ static int rnn_backward(mimic_node *n, const mimic_tensor *gout, mimic_tensor **
     int nt = nthreads(&g);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
+        if (nt > 1)
+            mimic_blas_on_this_thread();
         int id = thread_id(), m = nt;
 #ifdef _OPENMP
         m = omp_get_num_threads();
