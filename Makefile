@@ -96,7 +96,7 @@ FFLAGS    ?= -O2 -g
 # allocatable and c_f_pointer code.
 FWARN     := -Wall -Wextra -Wno-compare-reals -Wno-function-elimination -std=f2008
 
-.PHONY: all run test check test-asan test-install fuzz bench install uninstall clean help fixtures validate-flagship
+.PHONY: all run test check test-asan test-install fuzz bench install uninstall clean help fixtures report-example
 all: $(LIB_A) $(LIB_SO) $(SOLVERS_A) $(SOLVERS_SO) $(INTEROP_A) $(INTEROP_SO) $(LUA_MOD) $(EXE) $(PC_FILE) \
   $(LIB_LUA_A) $(LIB_LUA_SO) $(LUA_PC_FILE) $(CMAKE_FILES)
 
@@ -105,7 +105,7 @@ help:
 	@echo "make run        build and run the flagship experiment (scripts/flagship.lua)"
 	@echo "make test       C unit tests (plain and ASan+UBSan) and luaunit suites"
 	@echo "make bench      benchmarks with ratios against baselines measured in the same run"
-	@echo "make validate-flagship   regenerate validation/flagship (a priori report with plots)"
+	@echo "make report-example     regenerate validation/report-example (mimic.report's worked example)"
 	@echo "make install PREFIX=/opt/mimic   install libraries, headers, module, executable"
 	@echo "make test-install   install into a temporary prefix and build C, CMake and Fortran hosts"
 	@echo "options: NATIVE=1 (tune for this CPU), OPT=-O3, CC=, BLAS_LIBS=, LUA_CFLAGS=, SKIP_DEPS=1"
@@ -214,8 +214,8 @@ run: all
 	$(EXE) scripts/flagship.lua $(ARGS)
 
 # Studies (not part of `make test`): regenerate validation/<study>/.
-validate-flagship: all
-	$(EXE) scripts/validate_flagship.lua
+report-example: all
+	$(EXE) scripts/report_example.lua
 
 # --- tests ----------------------------------------------------------------------
 TEST_SRC  := $(sort $(wildcard tests/c/test_*.c))

@@ -1,29 +1,72 @@
--- A priori validation of the flagship surrogate, written as a report:
---   mimic scripts/validate_flagship.lua [epochs] [ntrain] [seed] [outdir]
--- (defaults 60 16384 1 validation/flagship). Trains the surrogate exactly as
--- scripts/flagship.lua does (same kernel, data, seeds, model and schedule, so
--- the same weights), then compares it with the kernel on held-out samples
--- and writes <outdir>/README.md with the metrics per spectral point, the
--- error band versus pressure, the distributions of ln tau and the learning
--- curves (PNG plots through gnuplot). About 10 s on 2 cores.
---
--- The kernel comes from scripts/lib/gasoptics_toy.lua, shared with
--- scripts/flagship.lua.
+-- The worked example of mimic.validate and mimic.report (docs/validation.md):
+--   mimic scripts/report_example.lua [epochs] [ntrain] [seed] [outdir]
+-- (defaults 60 16384 1 validation/report-example; `make report-example`).
+-- Trains a 3-64-64-16 tanh MLP on an analytic stand-in for a gas-optics
+-- kernel (below), compares it with the kernel on held-out samples and writes
+-- <outdir>/README.md with the metrics per spectral point, the error band
+-- versus pressure, the distributions of ln tau and the learning curves (PNG
+-- plots through gnuplot). About 10 s on 2 cores. The real radiation
+-- surrogate is scripts/flagship.lua (docs/radiation-surrogate.md).
 
 local mimic = require "mimic"
 local V, report = mimic.validate, mimic.report
 
-local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-local toy = dofile(here .. "/lib/gasoptics_toy.lua")
+-- The analytic kernel: per layer, (ln p [Pa], T [K], ln q [kg/kg]) -> ln tau at
+-- 16 spectral points, with pressure broadening, temperature-dependent line
+-- strengths and a water-vapour path.
+local toy = { G = 16 }
+local G = toy.G
+
+-- Per spectral point k: strength S, broadening half-pressure pb, temperature
+-- exponent n and lower-state energy E (as c2*E'' in K). Fixed, deterministic.
+local S, PB, NT, E = {}, {}, {}, {}
+for k = 1, G do
+  local f = (k - 1) / (G - 1)
+  S[k] = 10 ^ (-4 + 5 * f)            -- m^2 kg^-1 at 296 K and high pressure
+  PB[k] = 10 ^ (1 + 3.5 * (1 - f))    -- Pa: weak points saturate at low pressure
+  NT[k] = 0.5 + 0.4 * math.sin(3 * k)
+  E[k] = 300 + 1500 * ((k * 7) % G) / G
+end
+toy.S, toy.PB, toy.NT, toy.E = S, PB, NT, E
+
+-- The input ranges: pressure 1 hPa .. 1050 hPa, temperature 180 .. 310 K,
+-- specific humidity 1e-6 .. 2e-2 kg/kg (log-uniform).
+toy.range = {
+  lnp = { math.log(1e2), math.log(1.05e5) }, T = { 180, 310 }, lnq = { math.log(1e-6), math.log(2e-2) },
+}
+
+-- x: [n,3] columns ln p (Pa), T (K), ln q (kg/kg). Returns ln tau: [n,16].
+function toy.kernel(x)
+  local lnp, T, lnq = x:select(2, 1), x:select(2, 2), x:select(2, 3)
+  local p = lnp:exp()
+  local dp = p * 0.08                        -- layer thickness, Pa
+  local path = (lnq:exp() * dp / 9.81):log() -- ln(water-vapour path), kg m^-2
+  local cols = {}
+  for k = 1, G do
+    local lnk = math.log(S[k]) - NT[k] * (T / 296):log() - (1 / T - 1 / 296) * E[k]
+        + (p / (p + PB[k])):log()
+    cols[k] = lnk + path
+  end
+  return mimic.stack(cols, 2)
+end
+
+-- n samples uniform in (ln p, T, ln q) over toy.range, from Generator g.
+function toy.sample(g, n)
+  local r = toy.range
+  local lnp = g:uniform({ n }, r.lnp[1], r.lnp[2])
+  local T = g:uniform({ n }, r.T[1], r.T[2])
+  local lnq = g:uniform({ n }, r.lnq[1], r.lnq[2])
+  return mimic.stack({ lnp, T, lnq }, 2)
+end
 
 local epochs = tonumber(arg and arg[1]) or 60
 local ntrain = tonumber(arg and arg[2]) or 16384
 local seed = tonumber(arg and arg[3]) or 1
-local outdir = arg and arg[4] or "validation/flagship"
-local nval, ntest, batch, G = 4096, 8192, 256, toy.G
+local outdir = arg and arg[4] or "validation/report-example"
+local nval, ntest, batch = 4096, 8192, 256
 local g = mimic.Generator(seed)
 
--- Data and training: identical to scripts/flagship.lua -------------------------
+-- Data and training ---------------------------------------------------------------
 local xtr, xva, xte = toy.sample(g, ntrain), toy.sample(g, nval), toy.sample(g, ntest)
 local ytr, yva, yte = toy.kernel(xtr), toy.kernel(xva), toy.kernel(xte)
 local xmu, xsd = xtr:mean(1), xtr:std(1)
@@ -85,12 +128,12 @@ for i = 1, 5 do
 end
 
 -- Report ----------------------------------------------------------------------------
-local cmd = string.format("build/bin/mimic scripts/validate_flagship.lua %d %d %d %s", epochs, ntrain, seed, outdir)
+local cmd = string.format("build/bin/mimic scripts/report_example.lua %d %d %d %s", epochs, ntrain, seed, outdir)
 local rep = report.new {
-  dir = outdir, title = "Flagship surrogate: a priori validation",
+  dir = outdir, title = "Report example: a priori validation of an analytic-kernel surrogate",
   command = cmd,
   provenance = {
-    kernel = "analytic gas-optics stand-in, scripts/lib/gasoptics_toy.lua (16 spectral points)",
+    kernel = "analytic gas-optics stand-in, in scripts/report_example.lua (16 spectral points)",
     inputs = "ln p ~ U(ln 1 hPa, ln 1050 hPa), T ~ U(180 K, 310 K), ln q ~ U(ln 1e-6, ln 2e-2 kg/kg)",
     data = string.format("%d train / %d validation / %d test samples, Generator(%d)", ntrain, nval, ntest, seed),
     model = string.format("MLP 3-64-64-%d tanh, %d parameters; Adam lr 3e-3, cosine schedule, batch %d, early stopping",

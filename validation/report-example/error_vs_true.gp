@@ -7,7 +7,7 @@ set title "error density versus the kernel's ln tau, all points"
 set grid lc rgb '#dddddd'
 
 set xrange [-30.0411453:4.94626522]
-set yrange [-0.184476376:0.186477661]
+set yrange [-0.184477329:0.186477661]
 set logscale cb
 set cblabel "samples per bin"
 set palette defined (0 '#9ecae1', 1 '#4292c6', 2 '#08519c', 3 '#08306b')
