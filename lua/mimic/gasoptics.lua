@@ -30,6 +30,14 @@ local M = {}
 
 M.KDIST_PATH = os.getenv("MIMIC_KDIST") or "data/kdist/mimic-lw-kdist.h5"
 M.NFEAT = 18
+-- The project's held-out RFMIP sites: rfmip.split_sites(100, 20, 9). The
+-- flagship, the search and the study all test on these 20 whole sites and
+-- train on the other 80, so a shipped model is never validated on its own
+-- training sites.
+M.SPLIT = { nsite = 100, ntest = 20, seed = 9 }
+function M.split_sites()
+  return require("mimic.rfmip").split_sites(M.SPLIT.nsite, M.SPLIT.ntest, M.SPLIT.seed)
+end
 M.FEATURE_UNITS = select(2, R.nn_feature_names())
 -- The contract of the two models (rad_nn.h): output name and units per target.
 M.TARGETS = {
