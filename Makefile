@@ -284,7 +284,7 @@ $(B)/fortran/$(1)/%: tests/fortran/%.f90 $(B)/fortran/$(1)/mimic.o $(LIB_A)
 endef
 $(foreach v,r4 r8 i8,$(eval $(call fortran_test,$(v))))
 
-test: all $(TEST_BIN) $(ASAN_BIN) $(FTEST_BIN)
+test: all $(TEST_BIN) $(ASAN_BIN) $(FTEST_BIN) $(B)/scripts/rad_rce_hybrid
 	@MIMIC_BUILD=$(B) LUA=$(LUA) sh tests/run
 
 # Installs into a temporary prefix and builds hosts against it: C with
@@ -390,3 +390,18 @@ kdist: $(B)/scripts/rad_build_kdist
 	@mkdir -p $(dir $(KDIST_TABLE))
 	GIT_COMMIT=$$(git rev-parse HEAD 2>/dev/null) OMP_NUM_THREADS=2 nice $(B)/scripts/rad_build_kdist build $(KDIST_TABLE)
 	OMP_NUM_THREADS=2 nice $(B)/scripts/rad_build_kdist compare $(KDIST_TABLE)
+
+# The a-posteriori test of the neural gas optics (docs/radiation-surrogate.md):
+# radiative-convective equilibrium with the reference kernel and with the
+# shipped surrogate (RCE_TAU/RCE_PLANCK/RCE_GUARD), report in RCE_OUT.
+RCE_TAU ?= models/rad_lw_tau.h5
+RCE_PLANCK ?= models/rad_lw_planck.h5
+RCE_GUARD ?= models/rad_lw_guard.h5
+RCE_OUT ?= $(B)/rce-hybrid
+$(B)/scripts/rad_rce_hybrid: scripts/rad_rce_hybrid.c $(SOLVERS_A) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(SOLVERS_A) $(LIB_A) $(LDLIBS_SOLVERS) $(LDLIBS_CORE)
+.PHONY: rce-hybrid
+rce-hybrid: $(B)/scripts/rad_rce_hybrid
+	OMP_NUM_THREADS=1 $(B)/scripts/rad_rce_hybrid --tau $(RCE_TAU) --planck $(RCE_PLANCK) \
+	  $(if $(wildcard $(RCE_GUARD)),--guard $(RCE_GUARD)) --out $(RCE_OUT)

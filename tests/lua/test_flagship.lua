@@ -2,10 +2,14 @@
 -- small training run through the `mimic` executable must finish, write its
 -- model files, report and plots' data, and print the key table; and the
 -- shipped models (models/rad_lw_*.h5) must meet the issue's flux and forcing
--- targets on the held-out sites, through the C adapter.
+-- targets on the held-out sites, through the C adapter. The a-posteriori
+-- host (scripts/rad_rce_hybrid.c) in its quick mode: the reference kernel on
+-- both sides must give identical equilibria, and the shipped surrogate must
+-- keep them within 0.5 K below 10 hPa.
 local lu = require "luaunit"
 
 local EXE = os.getenv("MIMIC_EXE") or "build/bin/mimic"
+local RCE = (os.getenv("MIMIC_BUILD") or "build") .. "/scripts/rad_rce_hybrid"
 
 local function tmpdir()
   local p = os.tmpname()
@@ -14,9 +18,9 @@ local function tmpdir()
   return p
 end
 
-local function run(args)
+local function run(args, cmd)
   local out = os.tmpname()
-  local ok = os.execute(string.format("%s scripts/flagship.lua %s > '%s' 2>&1", EXE, args, out)) == true
+  local ok = os.execute(string.format("%s %s > '%s' 2>&1", cmd or (EXE .. " scripts/flagship.lua"), args, out)) == true
   local f = assert(io.open(out))
   local text = f:read("a")
   f:close()
@@ -84,6 +88,29 @@ function TestFlagship.test_shipped_models_meet_the_targets()
     lu.assertNotNil(fig, label .. "\n" .. text)
     lu.assertEquals(met, "yes", label .. ": " .. tostring(fig))
   end
+  os.execute("rm -rf '" .. dir .. "'")
+end
+
+function TestFlagship.test_rce_host_self_check()
+  local dir = tmpdir()
+  local ok, text = run("--quick --out '" .. dir .. "'", RCE)
+  lu.assertTrue(ok, text)
+  lu.assertStrContains(text, "reference kernel on both sides gives dT == 0 exactly")
+  lu.assertTrue(exists(dir .. "/rce.md"), text)
+  ok, text = run("--quick --tau /nonexistent/tau.h5 --planck /nonexistent/planck.h5 --out '" .. dir .. "'", RCE)
+  lu.assertFalse(ok)
+  lu.assertStrContains(text, "/nonexistent/tau.h5")
+  os.execute("rm -rf '" .. dir .. "'")
+end
+
+function TestFlagship.test_rce_host_with_shipped_models_meets_the_target()
+  if not exists("models/rad_lw_tau.h5") then
+    lu.skip("models/rad_lw_tau.h5 is not there (make study-radiation writes it)")
+  end
+  local dir = tmpdir()
+  local ok, text = run("--quick --check-target --tau models/rad_lw_tau.h5 --planck models/rad_lw_planck.h5 "
+    .. "--guard models/rad_lw_guard.h5 --out '" .. dir .. "'", RCE)
+  lu.assertTrue(ok, text)
   os.execute("rm -rf '" .. dir .. "'")
 end
 
