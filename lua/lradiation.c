@@ -115,6 +115,28 @@ static void check_sizes(lua_State *L, const char *fn, int64_t ncol, int64_t nlay
                    (lua_Integer)nlay, (lua_Integer)ngpt);
 }
 
+/* A userdata holding one object of libmimic_solvers, created by new_box
+ * before the object so an error never leaks it; p is NULL once freed. */
+typedef struct pbox {
+    void *p;
+} pbox;
+
+static pbox *new_box(lua_State *L, const char *meta)
+{
+    pbox *b = lua_newuserdatauv(L, sizeof *b, 0);
+    b->p = NULL;
+    luaL_setmetatable(L, meta);
+    return b;
+}
+
+static void *check_box(lua_State *L, int arg, const char *meta, const char *what)
+{
+    pbox *b = luaL_checkudata(L, arg, meta);
+    if (!b->p)
+        luaL_argerror(L, arg, what);
+    return b->p;
+}
+
 /* --- gases, columns (rad_atmos.h) --------------------------------------------------- */
 
 /* gas_names() -> {"h2o", "co2", ...} in the C enum's order */
@@ -422,23 +444,16 @@ static int l_lw_fluxes(lua_State *L)
 
 #define LBL_META "mimic.radiation.LBL"
 
-typedef struct lblbox {
-    mimic_rad_lbl *lbl;
-} lblbox;
-
 static mimic_rad_lbl *check_lbl(lua_State *L, int arg)
 {
-    lblbox *b = luaL_checkudata(L, arg, LBL_META);
-    if (!b->lbl)
-        luaL_argerror(L, arg, "the line-by-line model is freed");
-    return b->lbl;
+    return check_box(L, arg, LBL_META, "the line-by-line model is freed");
 }
 
 static int lbl_gc(lua_State *L)
 {
-    lblbox *b = luaL_checkudata(L, 1, LBL_META);
-    mimic_rad_lbl_free(b->lbl);
-    b->lbl = NULL;
+    pbox *b = luaL_checkudata(L, 1, LBL_META);
+    mimic_rad_lbl_free(b->p);
+    b->p = NULL;
     return 0;
 }
 
@@ -507,11 +522,8 @@ static int l_lbl(lua_State *L)
         }
         lua_pop(L, 1);
     }
-    lblbox *b = lua_newuserdatauv(L, sizeof *b, 0); /* box first: nothing leaks on an error */
-    b->lbl = NULL;
-    luaL_setmetatable(L, LBL_META);
-    b->lbl = mimic_rad_lbl_new(&o);
-    if (!b->lbl)
+    pbox *b = new_box(L, LBL_META);
+    if (!(b->p = mimic_rad_lbl_new(&o)))
         return lmimic_error(L);
     return 1;
 }
@@ -805,23 +817,16 @@ static int lbl_fn(void *ud, const mimic_rad_layer *lay, int nlay, double *tau, d
 
 #define KDIST_META "mimic.radiation.KDist"
 
-typedef struct kdbox {
-    mimic_rad_kdist *k;
-} kdbox;
-
 static mimic_rad_kdist *check_kdist(lua_State *L, int arg)
 {
-    kdbox *b = luaL_checkudata(L, arg, KDIST_META);
-    if (!b->k)
-        luaL_argerror(L, arg, "the k-distribution is freed");
-    return b->k;
+    return check_box(L, arg, KDIST_META, "the k-distribution is freed");
 }
 
 static int kdist_gc(lua_State *L)
 {
-    kdbox *b = luaL_checkudata(L, 1, KDIST_META);
-    mimic_rad_kdist_free(b->k);
-    b->k = NULL;
+    pbox *b = luaL_checkudata(L, 1, KDIST_META);
+    mimic_rad_kdist_free(b->p);
+    b->p = NULL;
     return 0;
 }
 
@@ -829,11 +834,8 @@ static int kdist_gc(lua_State *L)
 static int l_kdist(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    kdbox *b = lua_newuserdatauv(L, sizeof *b, 0);
-    b->k = NULL;
-    luaL_setmetatable(L, KDIST_META);
-    b->k = mimic_rad_kdist_load(path);
-    if (!b->k)
+    pbox *b = new_box(L, KDIST_META);
+    if (!(b->p = mimic_rad_kdist_load(path)))
         return lmimic_error(L);
     return 1;
 }
@@ -949,7 +951,7 @@ static int l_nn_feature_names(lua_State *L)
  * lives as long as the surrogate (kb: its box, to notice an early kd:close). */
 typedef struct nnbox {
     mimic_rad_nn *s;
-    kdbox *kb;
+    pbox *kb;
 } nnbox;
 
 static mimic_rad_nn *check_nn(lua_State *L, int arg)
@@ -957,7 +959,7 @@ static mimic_rad_nn *check_nn(lua_State *L, int arg)
     nnbox *b = luaL_checkudata(L, arg, NN_META);
     if (!b->s)
         luaL_argerror(L, arg, "the neural gas optics is closed");
-    if (!b->kb->k)
+    if (!b->kb->p)
         luaL_argerror(L, arg, "its k-distribution (kdist=) was closed");
     return b->s;
 }
@@ -1011,7 +1013,7 @@ static int l_nn(lua_State *L)
     memset(&o, 0, sizeof o);
     lua_getfield(L, 1, "kdist");
     int kdi = lua_gettop(L);
-    kdbox *kb = luaL_testudata(L, kdi, KDIST_META);
+    pbox *kb = luaL_testudata(L, kdi, KDIST_META);
     if (!kb)
         return luaL_error(L, "%s: option 'kdist' must be a radiation.kdist (the reference kernel, its g-points and "
                              "the fallback), got %s", fn, luaL_typename(L, kdi));
@@ -1065,7 +1067,7 @@ static int nn_optics(lua_State *L)
     lua_settop(L, 2);
     int64_t n;
     const mimic_rad_layer *lay = push_layers(L, 2, "nn:optics", &n);
-    int ngpt = b->kb->k->ngpt;
+    int ngpt = ((mimic_rad_kdist *)b->kb->p)->ngpt;
     double *tau = push_new(L, 2, (int64_t[2]){n, ngpt});
     double *pf = push_new(L, 2, (int64_t[2]){n, ngpt});
     if (mimic_rad_nn_optics(s, lay, n, tau, pf) != MIMIC_OK)
