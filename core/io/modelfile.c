@@ -1051,6 +1051,25 @@ static int account(loader *L, const char *what, int64_t elems, size_t esize)
     return MIMIC_OK;
 }
 
+/* A record's weight [rows, cols] and optional bias [nbias] (dense, conv,
+ * transposed conv), counted against the size bounds first (the caller
+ * checks rows * cols cannot overflow). *w, *b: the tensors when building
+ * (caller frees, also on error; initialise them to NULL) or NULL. */
+static int get_weight_bias(loader *L, const char *g, int64_t rows, int64_t cols, int64_t nbias, mimic_tensor **w,
+                           mimic_tensor **b)
+{
+    char nm[64];
+    int rc = account(L, g, rows * cols + nbias, mimic_dtype_size(L->dt));
+    if (rc)
+        return rc;
+    snprintf(nm, sizeof nm, "%s/weight", g);
+    rc = get_tensor(L, nm, false, L->dt, 2, rows, cols, w);
+    snprintf(nm, sizeof nm, "%s/bias", g);
+    if (!rc)
+        rc = get_tensor(L, nm, true, L->dt, 1, nbias, 0, b);
+    return rc;
+}
+
 /* Reads and checks a spatial record's geometry against its 'in' and 'out'
  * before anything is allocated for it: ranges, divisibility, the window
  * fitting, widths recomputed with overflow checks. */
@@ -1239,13 +1258,7 @@ static int load_layer(loader *L, int i, int64_t *width, int *depth)
     size_t es = mimic_dtype_size(L->dt);
     if (sp.kind == K_DENSE) {
         /* in, out <= 2^20 each, so in * out cannot overflow int64. */
-        if ((rc = account(L, g, in * out + out, es)))
-            return rc;
-        snprintf(nm, sizeof nm, "%s/weight", g);
-        rc = get_tensor(L, nm, false, L->dt, 2, out, in, &w0);
-        snprintf(nm, sizeof nm, "%s/bias", g);
-        if (!rc)
-            rc = get_tensor(L, nm, true, L->dt, 1, out, 0, &w1);
+        rc = get_weight_bias(L, g, out, in, out, &w0, &w1);
         if (!rc && L->building)
             rc = mimic_model_add_dense(L->m, out, mimic_data(w0), w1 ? mimic_data(w1) : NULL);
     } else if (sp.kind == K_LAYERNORM || sp.kind == K_AFFINE) {
@@ -1267,24 +1280,12 @@ static int load_layer(loader *L, int i, int64_t *width, int *depth)
                                                                  w1 ? mimic_data(w1) : NULL);
     } else if (sp.kind == K_CONV) {
         /* out_channels, wcols <= 2^40 and their product checked in load_geometry */
-        if ((rc = account(L, g, geo.out_channels * wcols + geo.out_channels, es)))
-            return rc;
-        snprintf(nm, sizeof nm, "%s/weight", g);
-        rc = get_tensor(L, nm, false, L->dt, 2, geo.out_channels, wcols, &w0);
-        snprintf(nm, sizeof nm, "%s/bias", g);
-        if (!rc)
-            rc = get_tensor(L, nm, true, L->dt, 1, geo.out_channels, 0, &w1);
+        rc = get_weight_bias(L, g, geo.out_channels, wcols, geo.out_channels, &w0, &w1);
         if (!rc && L->building)
             rc = mimic_model_add_conv(L->m, &geo, mimic_data(w0), w1 ? mimic_data(w1) : NULL);
     } else if (sp.kind == K_CONVT) {
         /* in_channels <= 2^20, wcols * in_channels <= 2^28 (load_geometry) */
-        if ((rc = account(L, g, geo.in_channels * wcols + geo.out_channels, es)))
-            return rc;
-        snprintf(nm, sizeof nm, "%s/weight", g);
-        rc = get_tensor(L, nm, false, L->dt, 2, geo.in_channels, wcols, &w0);
-        snprintf(nm, sizeof nm, "%s/bias", g);
-        if (!rc)
-            rc = get_tensor(L, nm, true, L->dt, 1, geo.out_channels, 0, &w1);
+        rc = get_weight_bias(L, g, geo.in_channels, wcols, geo.out_channels, &w0, &w1);
         if (!rc && L->building)
             rc = mimic_model_add_conv_transpose(L->m, &geo, mimic_data(w0), w1 ? mimic_data(w1) : NULL);
     } else if (sp.kind == K_RNN) {

@@ -244,6 +244,14 @@ int64_t mimic_spatial_out(const mimic_spatial *g, int d)
 
 static int64_t mul_ck(int64_t a, int64_t b) { return a > 0 && b > (INT64_C(1) << 40) / a ? -1 : a * b; }
 
+/* The error for a geometry whose input width vin (channels x sizes) is not
+ * the model's current width. */
+static int width_error(const mimic_model *m, const char *fn, int64_t vin)
+{
+    return mimic_error(MIMIC_ESHAPE, "%s: geometry gives an input width of %lld (channels x sizes), the model's "
+                       "current width is %lld; fix in_channels or size", fn, (long long)vin, (long long)m->width);
+}
+
 /* Checks g for a record of kind `what` against the current width; sets
  * *in, *out (widths) and *kvol (prod k). Conv: groups, channels, circular. */
 static int check_spatial(const mimic_model *m, const char *fn, const mimic_spatial *g, bool conv, int64_t *out,
@@ -289,8 +297,7 @@ static int check_spatial(const mimic_model *m, const char *fn, const mimic_spati
             return mimic_error(MIMIC_ESHAPE, "%s: the feature width overflows (more than 2^40 features)", fn);
     }
     if (vin != m->width)
-        return mimic_error(MIMIC_ESHAPE, "%s: geometry gives an input width of %lld (channels x sizes), the model's "
-                           "current width is %lld; fix in_channels or size", fn, (long long)vin, (long long)m->width);
+        return width_error(m, fn, vin);
     if (conv && mul_ck(kv, g->in_channels / g->groups * g->out_channels) < 0)
         return mimic_error(MIMIC_ESHAPE, "%s: the weight has too many elements", fn);
     *out = vout;
@@ -361,9 +368,10 @@ int mimic_model_add_global_pool(mimic_model *m, bool max, int64_t channels)
     return commit(m, l);
 }
 
-int mimic_model_add_upsample(mimic_model *m, const mimic_spatial *g)
+/* Nearest (kind LAYER_UPSAMPLE) and linear (LAYER_UPLINEAR) upsampling by the
+ * integer factors g->stride: one check of g against the model, one layer. */
+static int add_upsampling(mimic_model *m, const char *fn, layer_kind kind, const mimic_spatial *g, bool align_corners)
 {
-    const char *fn = "mimic_model_add_upsample";
     if (!m || !g)
         return mimic_error(MIMIC_EARG, "%s: model or geometry is NULL", fn);
     if (g->ndim < 1 || g->ndim > 3 || g->in_channels < 1 || g->in_channels > SP_MAX)
@@ -379,59 +387,26 @@ int mimic_model_add_upsample(mimic_model *m, const mimic_spatial *g)
             return mimic_error(MIMIC_ESHAPE, "%s: the feature width overflows", fn);
     }
     if (vin != m->width)
-        return mimic_error(MIMIC_ESHAPE, "%s: geometry gives an input width of %lld (channels x sizes), the model's "
-                           "current width is %lld; fix in_channels or size", fn, (long long)vin, (long long)m->width);
-    layer *l = push(m, fn, LAYER_UPSAMPLE, vout);
+        return width_error(m, fn, vin);
+    layer *l = push(m, fn, kind, vout);
     if (!l)
         return mimic_errcode();
     mimic_spatial c = *g;
     for (int d = 0; d < 3; d++)
         c.kernel[d] = c.dilation[d] = 1, c.padding[d] = 0;
     copy_geom(l, &c, false);
-    l->sp.circular = 0;
+    l->sp.circular = align_corners;
     return commit(m, l);
 }
 
-/* Shared by linear upsampling: the widths of integer-factor upsampling g. */
-static int up_widths(const mimic_model *m, const char *fn, const mimic_spatial *g, int64_t *vout)
+int mimic_model_add_upsample(mimic_model *m, const mimic_spatial *g)
 {
-    if (!m || !g)
-        return mimic_error(MIMIC_EARG, "%s: model or geometry is NULL", fn);
-    if (g->ndim < 1 || g->ndim > 3 || g->in_channels < 1 || g->in_channels > SP_MAX)
-        return mimic_error(MIMIC_EARG, "%s: ndim must be 1..3 and in_channels 1..%lld", fn, (long long)SP_MAX);
-    int64_t vin = g->in_channels, vo = g->in_channels;
-    for (int d = 0; d < g->ndim; d++) {
-        if (g->size[d] < 1 || g->size[d] > SP_MAX || g->stride[d] < 1 || g->stride[d] > 64)
-            return mimic_error(MIMIC_EARG, "%s: dim %d: size %lld must be 1..%lld and the factor %lld 1..64", fn, d,
-                               (long long)g->size[d], (long long)SP_MAX, (long long)g->stride[d]);
-        vin = mul_ck(vin, g->size[d]);
-        vo = mul_ck(vo, g->size[d] * g->stride[d]);
-        if (vin < 0 || vo < 0)
-            return mimic_error(MIMIC_ESHAPE, "%s: the feature width overflows", fn);
-    }
-    if (vin != m->width)
-        return mimic_error(MIMIC_ESHAPE, "%s: geometry gives an input width of %lld (channels x sizes), the model's "
-                           "current width is %lld; fix in_channels or size", fn, (long long)vin, (long long)m->width);
-    *vout = vo;
-    return MIMIC_OK;
+    return add_upsampling(m, "mimic_model_add_upsample", LAYER_UPSAMPLE, g, false);
 }
 
 int mimic_model_add_upsample_linear(mimic_model *m, const mimic_spatial *g)
 {
-    const char *fn = "mimic_model_add_upsample_linear";
-    int64_t vout = 0;
-    int rc = up_widths(m, fn, g, &vout);
-    if (rc)
-        return rc;
-    layer *l = push(m, fn, LAYER_UPLINEAR, vout);
-    if (!l)
-        return mimic_errcode();
-    mimic_spatial c = *g;
-    for (int d = 0; d < 3; d++)
-        c.kernel[d] = c.dilation[d] = 1, c.padding[d] = 0, c.output_padding[d] = 0;
-    copy_geom(l, &c, false);
-    l->sp.circular = g->circular != 0; /* align_corners */
-    return commit(m, l);
+    return add_upsampling(m, "mimic_model_add_upsample_linear", LAYER_UPLINEAR, g, g && g->circular != 0);
 }
 
 int64_t mimic_spatial_out_transposed(const mimic_spatial *g, int d)
@@ -480,8 +455,7 @@ int mimic_model_add_conv_transpose(mimic_model *m, const mimic_spatial *g, const
             return mimic_error(MIMIC_ESHAPE, "%s: the feature width overflows (more than 2^40 features)", fn);
     }
     if (vin != m->width)
-        return mimic_error(MIMIC_ESHAPE, "%s: geometry gives an input width of %lld (channels x sizes), the model's "
-                           "current width is %lld; fix in_channels or size", fn, (long long)vin, (long long)m->width);
+        return width_error(m, fn, vin);
     if (mul_ck(kv, g->out_channels / g->groups * g->in_channels) < 0)
         return mimic_error(MIMIC_ESHAPE, "%s: the weight has too many elements", fn);
     layer *l = push(m, fn, LAYER_CONVT, vout);

@@ -527,6 +527,23 @@ static char *scratch_of(const mimic_plan *p, int set)
     return p->ws + (size_t)p->slots * (size_t)p->nbuf * p->buf_stride + (size_t)set * p->col_stride;
 }
 
+/* y[o * ldy + j] = b[o] (0 if b is NULL) for o < nch, j < n: the channels'
+ * outputs start from their bias. */
+static void fill_bias(const mimic_plan *p, void *y, int64_t ldy, int64_t nch, int64_t n, const void *b)
+{
+    for (int64_t o = 0; o < nch; o++) {
+        if (p->dtype == MIMIC_F32) {
+            float *yo = (float *)y + o * ldy, bv = b ? ((const float *)b)[o] : 0.0f;
+            for (int64_t j = 0; j < n; j++)
+                yo[j] = bv;
+        } else {
+            double *yo = (double *)y + o * ldy, bv = b ? ((const double *)b)[o] : 0.0;
+            for (int64_t j = 0; j < n; j++)
+                yo[j] = bv;
+        }
+    }
+}
+
 /* One conv layer over `rows` samples (see mimic/model.h: per sample, per
  * tile of output positions, one gemm per group). */
 static void run_conv(const mimic_plan *p, const step *s, int set, const char *x, char *y, int64_t rows)
@@ -551,23 +568,15 @@ static void run_conv(const mimic_plan *p, const step *s, int set, const char *x,
                     im2col_f64(&s->g, s->osz, (const double *)xr, gi * cig, cig, t0, nt, (double *)col);
                 if (p->deterministic) {
                     if (f32)
-                        conv_det_f32(ocg, K, nt, (const float *)wg, (const float *)col, (const float *)bg, (float *)yg, npos);
+                        gemm_det_f32(ocg, K, nt, (const float *)wg, K, 1, (const float *)col, nt, (const float *)bg,
+                                     (float *)yg, npos);
                     else
-                        conv_det_f64(ocg, K, nt, (const double *)wg, (const double *)col, (const double *)bg, (double *)yg,
-                                     npos);
+                        gemm_det_f64(ocg, K, nt, (const double *)wg, K, 1, (const double *)col, nt, (const double *)bg,
+                                     (double *)yg, npos);
                     continue;
                 }
-                for (int64_t o = 0; bg && o < ocg; o++) {
-                    if (f32) {
-                        float *yo = (float *)yg + o * npos, bv = ((const float *)bg)[o];
-                        for (int64_t j = 0; j < nt; j++)
-                            yo[j] = bv;
-                    } else {
-                        double *yo = (double *)yg + o * npos, bv = ((const double *)bg)[o];
-                        for (int64_t j = 0; j < nt; j++)
-                            yo[j] = bv;
-                    }
-                }
+                if (bg)
+                    fill_bias(p, yg, npos, ocg, nt, bg);
                 if (f32)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)ocg, (int)nt, (int)K, 1.0f,
                                 (const float *)wg, (int)K, (const float *)col, (int)nt, bg ? 1.0f : 0.0f, (float *)yg,
@@ -593,17 +602,7 @@ static void run_convt(const mimic_plan *p, const step *s, int set, const char *x
     for (int64_t r = 0; r < rows; r++) {
         const char *xr = x + (size_t)(r * s->in) * es;
         char *yr = y + (size_t)(r * s->out) * es;
-        for (int64_t o = 0; o < s->g.out_channels; o++) {
-            if (f32) {
-                float *yo = (float *)yr + o * npout, bv = s->b ? ((const float *)s->b)[o] : 0.0f;
-                for (int64_t j = 0; j < npout; j++)
-                    yo[j] = bv;
-            } else {
-                double *yo = (double *)yr + o * npout, bv = s->b ? ((const double *)s->b)[o] : 0.0;
-                for (int64_t j = 0; j < npout; j++)
-                    yo[j] = bv;
-            }
-        }
+        fill_bias(p, yr, npout, s->g.out_channels, npout, s->b);
         for (int64_t t0 = 0; t0 < npin; t0 += s->tile) {
             int64_t nt = npin - t0 < s->tile ? npin - t0 : s->tile;
             for (int64_t gi = 0; gi < G; gi++) {
@@ -612,9 +611,10 @@ static void run_convt(const mimic_plan *p, const step *s, int set, const char *x
                 char *yg = yr + (size_t)(gi * ocg * npout) * es;
                 if (p->deterministic) {
                     if (f32)
-                        convt_col_det_f32(R, cig, nt, (const float *)wg, (const float *)xg, npin, (float *)col);
+                        gemm_det_f32(R, cig, nt, (const float *)wg, 1, R, (const float *)xg, npin, NULL, (float *)col, nt);
                     else
-                        convt_col_det_f64(R, cig, nt, (const double *)wg, (const double *)xg, npin, (double *)col);
+                        gemm_det_f64(R, cig, nt, (const double *)wg, 1, R, (const double *)xg, npin, NULL, (double *)col,
+                                     nt);
                 } else if (f32) {
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)nt, (int)cig, 1.0f,
                                 (const float *)wg, (int)R, (const float *)xg, (int)npin, 0.0f, (float *)col, (int)nt);

@@ -71,26 +71,29 @@ static void SFX(im2col)(const mimic_spatial *g, const int64_t *osz, const T *x, 
     }
 }
 
-/* Deterministic conv tile: y[o * ldy + j] = b[o] + sum_r w[o, r] col[r, j],
- * the sum in r order for every j (independent of nt and of the tiling). */
-static void SFX(conv_det)(int64_t oc, int64_t K, int64_t nt, const T *w, const T *col, const T *b, T *y, int64_t ldy)
+/* Deterministic tile product, for conv (w [M, K] row-major: wsm = K, wsk = 1)
+ * and transposed conv (w [K, M] read transposed: wsm = 1, wsk = M):
+ * y[m * ldy + j] = sum_k w[m * wsm + k * wsk] x[k * ldx + j] (+ b[m] if b),
+ * the sum in k order for every j (independent of nt and of the tiling). */
+static void SFX(gemm_det)(int64_t M, int64_t K, int64_t nt, const T *w, int64_t wsm, int64_t wsk, const T *x,
+                          int64_t ldx, const T *b, T *y, int64_t ldy)
 {
 #if defined(__clang__)
 #pragma clang fp contract(off)
 #endif
-    for (int64_t o = 0; o < oc; o++) {
-        T *yr = y + o * ldy;
+    for (int64_t m = 0; m < M; m++) {
+        T *yr = y + m * ldy;
         for (int64_t j = 0; j < nt; j++)
             yr[j] = 0;
-        for (int64_t r = 0; r < K; r++) {
-            T wv = w[o * K + r];
-            const T *cr = col + r * nt;
+        for (int64_t k = 0; k < K; k++) {
+            T wv = w[m * wsm + k * wsk];
+            const T *xr = x + k * ldx;
             for (int64_t j = 0; j < nt; j++)
-                yr[j] += wv * cr[j];
+                yr[j] += wv * xr[j];
         }
         if (b)
             for (int64_t j = 0; j < nt; j++)
-                yr[j] += b[o];
+                yr[j] += b[m];
     }
 }
 
@@ -222,26 +225,6 @@ static void SFX(col2im_t)(const mimic_spatial *g, const int64_t *osz, const T *c
                         }
                     }
                 }
-    }
-}
-
-/* Deterministic col = W_g^T x_g: col[r, j] = sum_c w[c, r] x[c, t0 + j], the
- * sum in c order (W_g [cig, R] row-major, x_g [cig, npos]). */
-static void SFX(convt_col_det)(int64_t R, int64_t cig, int64_t nt, const T *w, const T *x, int64_t npos, T *col)
-{
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#endif
-    for (int64_t r = 0; r < R; r++) {
-        T *cr = col + r * nt;
-        for (int64_t j = 0; j < nt; j++)
-            cr[j] = 0;
-        for (int64_t c = 0; c < cig; c++) {
-            T wv = w[c * R + r];
-            const T *xc = x + c * npos;
-            for (int64_t j = 0; j < nt; j++)
-                cr[j] += wv * xc[j];
-        }
     }
 }
 

@@ -1,33 +1,20 @@
 /* The versioned model file (mimic/modelfile.h): round trips, hashes, the
  * contract, encoders, and one hostile edit per validation path. */
 #include "check.h"
+
+#include "../fuzz/modelfile_edit.h" /* before testutil.h: its model-file edit helpers */
 #include "testutil.h"
 
-#include "../fuzz/modelfile_edit.h"
-
 #include <stdlib.h>
-#include <unistd.h>
 
 static char dir[256];
 static char pbase[300], pedit[300];
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/mimic_test_modelfile_%d", (int)getpid());
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "mkdir failed\n");
+    test_dir_create(dir, sizeof dir, "test_modelfile");
     snprintf(pbase, sizeof pbase, "%s/base.h5", dir);
     snprintf(pedit, sizeof pedit, "%s/edit.h5", dir);
-}
-
-static void teardown(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "rm failed\n");
 }
 
 /* Runs a model with encoders: raw [n, nin] -> raw [n, nout] (n <= 4), in the model's dtype. */
@@ -268,14 +255,6 @@ TEST(test_bad_files)
     CHECK_ERR_PTR(mimic_model_load(p, NULL), MIMIC_EIO, "not a mimic model file");
 }
 
-typedef struct bad_case {
-    edit e;
-    int code;
-    const char *msg;
-} bad_case;
-
-#define STR(n, v) {.op = ED_STR, .name = n, .s = v, .slen = sizeof(v) - 1}
-
 TEST(test_every_validation_error)
 {
     CHECK_OK(mf_save_sample(pbase, MIMIC_F32));
@@ -357,24 +336,7 @@ TEST(test_every_validation_error)
         {{.op = ED_ADD_INT, .name = "meta/sub/x", .i = 1}, MIMIC_EIO, "'meta/sub' is group"},
         {{.op = ED_STR, .name = "meta/data_file", .s = "a\0b", .slen = 3}, MIMIC_EVALUE, "without NUL bytes"},
     };
-    int n = (int)(sizeof cases / sizeof cases[0]);
-    for (int k = 0; k < n; k++) {
-        int rc = mf_rewrite(pbase, pedit, &cases[k].e, 1);
-        if (rc != 0) {
-            fprintf(stderr, "case %d (%s): rewrite failed: %s\n", k, cases[k].e.name, mimic_errmsg());
-            check_failures++;
-            continue;
-        }
-        mimic_model_info *info = NULL;
-        mimic_model *r = mimic_model_load(pedit, &info);
-        if (r || mimic_errcode() != cases[k].code || !strstr(mimic_errmsg(), cases[k].msg)) {
-            fprintf(stderr, "case %d (%s): got %s %d \"%s\", expected %d \"%s\"\n", k, cases[k].e.name,
-                    r ? "success" : "error", mimic_errcode(), r ? "" : mimic_errmsg(), cases[k].code, cases[k].msg);
-            check_failures++;
-        }
-        CHECK(info == NULL);
-        mimic_model_free(r);
-    }
+    check_bad_cases("sample", pbase, pedit, cases, (int)(sizeof cases / sizeof cases[0]));
     /* an unedited copy loads: the rewriter itself is faithful */
     CHECK(mf_rewrite(pbase, pedit, NULL, 0) == 0);
     mimic_model *r = mimic_model_load(pedit, NULL);
@@ -512,21 +474,7 @@ TEST(test_conv_records)
         {{.op = ED_INT, .name = "layers/005/channels", .i = 2}, MIMIC_ESHAPE, "2 channels: 'in' (9) must be a multiple"},
         {{.op = ED_INT, .name = "layers/006/out", .i = 4}, MIMIC_ESHAPE, "layers/006 (flatten): 'out' is 4, expected 3"},
     };
-    int n = (int)(sizeof cases / sizeof cases[0]);
-    for (int k = 0; k < n; k++) {
-        if (mf_rewrite(pbase, pedit, &cases[k].e, 1) != 0) {
-            fprintf(stderr, "conv case %d (%s): rewrite failed: %s\n", k, cases[k].e.name, mimic_errmsg());
-            check_failures++;
-            continue;
-        }
-        mimic_model *r = mimic_model_load(pedit, NULL);
-        if (r || mimic_errcode() != cases[k].code || !strstr(mimic_errmsg(), cases[k].msg)) {
-            fprintf(stderr, "conv case %d (%s): got %s %d \"%s\", expected %d \"%s\"\n", k, cases[k].e.name,
-                    r ? "success" : "error", mimic_errcode(), r ? "" : mimic_errmsg(), cases[k].code, cases[k].msg);
-            check_failures++;
-        }
-        mimic_model_free(r);
-    }
+    check_bad_cases("conv", pbase, pedit, cases, (int)(sizeof cases / sizeof cases[0]));
     /* an upsample record: round trip, then its checks */
     m = mimic_model_new(MIMIC_F64, 2 * 3 * 4);
     mimic_spatial up = {.ndim = 2, .in_channels = 2, .size = {3, 4}, .stride = {2, 3}};
@@ -546,15 +494,7 @@ TEST(test_conv_records)
         {{.op = ED_INT, .name = "layers/000/size_0", .i = 4}, MIMIC_ESHAPE, "the geometry maps 32 features"},
         {{.op = ED_DROP, .name = "layers/000/scale_0"}, MIMIC_EIO, "'layers/000/scale_0' is missing"},
     };
-    for (int k = 0; k < (int)(sizeof ucases / sizeof ucases[0]); k++) {
-        CHECK(mf_rewrite(pbase, pedit, &ucases[k].e, 1) == 0);
-        mimic_model *b = mimic_model_load(pedit, NULL);
-        if (b || mimic_errcode() != ucases[k].code || !strstr(mimic_errmsg(), ucases[k].msg)) {
-            fprintf(stderr, "upsample case %d: got \"%s\", expected \"%s\"\n", k, b ? "" : mimic_errmsg(), ucases[k].msg);
-            check_failures++;
-        }
-        mimic_model_free(b);
-    }
+    check_bad_cases("upsample", pbase, pedit, ucases, (int)(sizeof ucases / sizeof ucases[0]));
 }
 
 int main(void)
@@ -569,6 +509,6 @@ int main(void)
     RUN(test_every_validation_error);
     RUN(test_out_of_memory);
     RUN(test_conv_records);
-    teardown();
+    test_dir_remove(dir);
     return CHECK_DONE();
 }

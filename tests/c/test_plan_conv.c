@@ -319,19 +319,7 @@ TEST(no_allocation)
     for (int d = 0; d < 2; d++) {
         mimic_dtype dt = d ? MIMIC_F64 : MIMIC_F32;
         mimic_model *m = cnn(dt);
-        mimic_plan *p = mimic_plan_new(m, 0);
-        size_t es = d ? 8 : 4;
-        char *x = calloc(40 * 2000, es), *y = calloc(40 * 2, es);
-        CHECK_OK(mimic_plan_run(p, x, 40, y)); /* warm-up */
-        long before = alloc_count();
-        for (int det = 0; det < 2; det++) {
-            mimic_plan_set_deterministic(p, det);
-            for (int64_t n = 1; n <= 40; n = n * 3 + 1)
-                CHECK_OK(mimic_plan_run(p, x, n, y));
-        }
-        CHECK(alloc_count() == before);
-        free(x), free(y);
-        mimic_plan_free(p);
+        check_plan_allocates_nothing(m);
         mimic_model_free(m);
     }
 }
@@ -360,32 +348,11 @@ TEST(deterministic)
 {
     for (int d = 0; d < 2; d++) {
         mimic_dtype dt = d ? MIMIC_F64 : MIMIC_F32;
-        size_t es = d ? 8 : 4;
         mimic_model *m = cnn(dt);
-        int64_t N = 23;
-        double *xd = rand_d(N * 2000, -1, 1);
-        void *x = as_dt(dt, xd, N * 2000);
-        char *ref = calloc((size_t)N * 2, es), *y = calloc((size_t)N * 2, es);
-        mimic_set_num_threads(1);
-        mimic_plan *p1 = mimic_plan_new(m, 4);
-        mimic_plan_set_deterministic(p1, true);
-        CHECK_OK(mimic_plan_run(p1, x, N, ref));
-        for (int thr = 1; thr <= 2; thr++) {
-            mimic_set_num_threads(thr);
-            for (int64_t chunk = 1; chunk <= 9; chunk += 4) {
-                mimic_plan *p = mimic_plan_new(m, chunk);
-                mimic_plan_set_deterministic(p, true);
-                for (int64_t n = 1; n <= N; n += 5) {
-                    int64_t off = (N - n) / 2; /* a row at another position in the batch */
-                    CHECK_OK(mimic_plan_run(p, (char *)x + (size_t)(off * 2000) * es, n, y));
-                    CHECK(memcmp(y, ref + (size_t)(off * 2) * es, (size_t)(n * 2) * es) == 0);
-                }
-                mimic_plan_free(p);
-            }
-        }
-        mimic_set_num_threads(2);
-        mimic_plan_free(p1);
-        free(xd), free(x), free(ref), free(y);
+        double *xd = rand_d(23 * 2000, -1, 1);
+        void *x = as_dt(dt, xd, 23 * 2000);
+        check_plan_deterministic(m, x, 23);
+        free(xd), free(x);
         mimic_model_free(m);
     }
 }

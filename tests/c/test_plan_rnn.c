@@ -12,15 +12,14 @@
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #pragma GCC diagnostic ignored "-Wunused-function" /* modelfile_edit.h helpers this suite does not use */
 #include "check.h"
-#include "testutil.h"
 
-#include "../fuzz/modelfile_edit.h"
+#include "../fuzz/modelfile_edit.h" /* before testutil.h: its model-file edit helpers */
+#include "testutil.h"
 #include "mimic/model.h"
 #include "mimic/modelfile.h"
 #include "mimic/ops.h"
 
 #include <stdlib.h>
-#include <unistd.h>
 
 
 static mimic_rng rng;
@@ -265,7 +264,6 @@ TEST(no_allocation_and_workspace)
 {
     for (int d = 0; d < 2; d++) {
         mimic_dtype dt = d ? MIMIC_F64 : MIMIC_F32;
-        size_t es = d ? 8 : 4;
         mimic_model *m = seq_model(dt, 6, 3, 8);
         mimic_spatial g = {.ndim = 1, .in_channels = 1, .out_channels = 2, .groups = 1, .size = {2}, .kernel = {3},
                            .stride = {2}, .dilation = {1}};
@@ -276,18 +274,7 @@ TEST(no_allocation_and_workspace)
         CHECK_OK(mimic_model_add_conv_transpose(m, &g, d ? (void *)wt : (void *)wf, NULL));
         mimic_spatial u = {.ndim = 1, .in_channels = 2, .size = {5}, .stride = {2}};
         CHECK_OK(mimic_model_add_upsample_linear(m, &u));
-        mimic_plan *p = mimic_plan_new(m, 0);
-        char *x = calloc(40 * 18, es), *y = calloc(40 * 20, es);
-        CHECK_OK(mimic_plan_run(p, x, 40, y)); /* warm-up */
-        long before = alloc_count();
-        for (int det = 0; det < 2; det++) {
-            mimic_plan_set_deterministic(p, det);
-            for (int64_t n = 1; n <= 40; n = n * 3 + 1)
-                CHECK_OK(mimic_plan_run(p, x, n, y));
-        }
-        CHECK(alloc_count() == before);
-        free(x), free(y);
-        mimic_plan_free(p);
+        check_plan_allocates_nothing(m);
         mimic_model_free(m);
     }
     /* recurrent scratch: slots * round64(chunk * (T G H + G H) * es) when it is the largest */
@@ -305,32 +292,10 @@ TEST(deterministic_across_batches_and_threads)
 {
     for (int d = 0; d < 2; d++) {
         mimic_dtype dt = d ? MIMIC_F64 : MIMIC_F32;
-        size_t es = d ? 8 : 4;
         mimic_model *m = seq_model(dt, 7, 3, 16);
-        int64_t N = 23, nin = 21;
-        mimic_tensor *x = rand_t(2, (int64_t[]){N, nin}, dt, -1, 1);
-        char *ref = calloc((size_t)N * 2, es), *y = calloc((size_t)N * 2, es);
-        mimic_set_num_threads(1);
-        mimic_plan *p1 = mimic_plan_new(m, 4);
-        mimic_plan_set_deterministic(p1, true);
-        CHECK_OK(mimic_plan_run(p1, mimic_data(x), N, ref));
-        for (int thr = 1; thr <= 2; thr++) {
-            mimic_set_num_threads(thr);
-            for (int64_t chunk = 1; chunk <= 9; chunk += 4) {
-                mimic_plan *p = mimic_plan_new(m, chunk);
-                mimic_plan_set_deterministic(p, true);
-                for (int64_t n = 1; n <= N; n += 5) {
-                    int64_t off = (N - n) / 2;
-                    CHECK_OK(mimic_plan_run(p, (char *)mimic_data(x) + (size_t)(off * nin) * es, n, y));
-                    CHECK(memcmp(y, ref + (size_t)(off * 2) * es, (size_t)(n * 2) * es) == 0);
-                }
-                mimic_plan_free(p);
-            }
-        }
-        mimic_set_num_threads(2);
-        mimic_plan_free(p1);
+        mimic_tensor *x = rand_t(2, (int64_t[]){23, 21}, dt, -1, 1);
+        check_plan_deterministic(m, mimic_data(x), 23);
         mimic_tensor_free(x);
-        free(ref), free(y);
         mimic_model_free(m);
     }
 }
@@ -380,32 +345,6 @@ TEST(builder_errors)
     CHECK_OK(mimic_model_add_conv_transpose(m, &g, w, NULL));
     CHECK(mimic_model_nout(m) == 2 * 9);
     mimic_model_free(m);
-}
-
-typedef struct bad_case {
-    edit e;
-    int code;
-    const char *msg;
-} bad_case;
-
-#define STR(n, v) {.op = ED_STR, .name = n, .s = v, .slen = sizeof(v) - 1}
-
-static void check_cases(const char *what, const bad_case *cases, int n)
-{
-    for (int k = 0; k < n; k++) {
-        if (mf_rewrite(pbase, pedit, &cases[k].e, 1) != 0) {
-            fprintf(stderr, "%s case %d (%s): rewrite failed: %s\n", what, k, cases[k].e.name, mimic_errmsg());
-            check_failures++;
-            continue;
-        }
-        mimic_model *r = mimic_model_load(pedit, NULL);
-        if (r || mimic_errcode() != cases[k].code || !strstr(mimic_errmsg(), cases[k].msg)) {
-            fprintf(stderr, "%s case %d (%s): got %s %d \"%s\", expected %d \"%s\"\n", what, k, cases[k].e.name,
-                    r ? "success" : "error", mimic_errcode(), r ? "" : mimic_errmsg(), cases[k].code, cases[k].msg);
-            check_failures++;
-        }
-        mimic_model_free(r);
-    }
 }
 
 static bool same_geometry(const mimic_spatial *a, const mimic_spatial *b)
@@ -488,7 +427,7 @@ TEST(model_file)
         {{.op = ED_INT, .name = "layers/002/features", .i = 4}, MIMIC_ESHAPE, "(last_step): seq_len 6 maps 6 x 4"},
         {{.op = ED_ADD_INT, .name = "layers/002/hidden_size", .i = 3}, MIMIC_EIO, "unexpected entry 'layers/002/hidden_size'"},
     };
-    check_cases("recurrent", rcases, (int)(sizeof rcases / sizeof rcases[0]));
+    check_bad_cases("recurrent", pbase, pedit, rcases, (int)(sizeof rcases / sizeof rcases[0]));
 
     /* transposed conv (layer 0) and linear upsampling (layer 1) */
     for (int d = 0; d < 2; d++) {
@@ -522,7 +461,7 @@ TEST(model_file)
         {{.op = ED_INT, .name = "layers/001/scale_1", .i = 2}, MIMIC_ESHAPE, "the geometry maps 144 features to 576"},
         {STR("layers/001/type", "upsample2d"), MIMIC_EIO, "unexpected entry 'layers/001/align_corners'"},
     };
-    check_cases("conv_transpose/upsample_linear", ccases, (int)(sizeof ccases / sizeof ccases[0]));
+    check_bad_cases("conv_transpose/upsample_linear", pbase, pedit, ccases, (int)(sizeof ccases / sizeof ccases[0]));
 }
 
 /* Out of memory anywhere in building, converting, compiling, saving and
@@ -566,11 +505,7 @@ TEST(out_of_memory)
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/mimic_test_plan_rnn_%d", (int)getpid());
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "mkdir failed\n");
+    test_dir_create(dir, sizeof dir, "test_plan_rnn");
     snprintf(pbase, sizeof pbase, "%s/base.h5", dir);
     snprintf(pedit, sizeof pedit, "%s/edit.h5", dir);
     use_counting_allocator();
@@ -584,8 +519,6 @@ int main(void)
     RUN(builder_errors);
     RUN(model_file);
     RUN(out_of_memory);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "rm failed\n");
+    test_dir_remove(dir);
     return CHECK_DONE();
 }

@@ -4,12 +4,15 @@
 #ifndef MIMIC_TESTUTIL_H
 #define MIMIC_TESTUTIL_H
 
+#include "mimic/model.h"
 #include "mimic/rng.h"
 #include "mimic/tensor.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 /* The shape of a literal list of sizes: SHAPE_OF(2, 3) is `2, (int64_t[]){2, 3}`. */
 #define SHAPE_OF(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}
@@ -161,5 +164,110 @@ static inline mimic_tensor *rand_tensor(mimic_rng *r, int ndim, const int64_t *s
 }
 /* RAND(MIMIC_F32, 2, 3): a random [2,3] tensor drawn from the including file's `rng`. */
 #define RAND(dt, ...) rand_tensor(&rng, SHAPE_OF(__VA_ARGS__), dt)
+
+/* --- scratch files ---------------------------------------------------------------- */
+/* dir (n bytes) = /tmp/mimic_<name>_<pid>, created; test_dir_remove deletes it
+ * with what it holds. */
+static inline void test_dir_create(char *dir, size_t n, const char *name)
+{
+    snprintf(dir, n, "/tmp/mimic_%s_%d", name, (int)getpid());
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "mkdir failed\n");
+}
+static inline void test_dir_remove(const char *dir)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "rm failed\n");
+}
+
+/* --- inference plans -------------------------------------------------------------- */
+/* Once warm (a first run of 40 rows), mimic_plan_run of m's plan allocates
+ * nothing for 1..40 rows, deterministic or not (needs the counting allocator). */
+static inline void check_plan_allocates_nothing(const mimic_model *m)
+{
+    mimic_plan *p = mimic_plan_new(m, 0);
+    size_t es = mimic_dtype_size(mimic_model_dtype(m));
+    char *x = calloc((size_t)(40 * mimic_model_nin(m)), es), *y = calloc((size_t)(40 * mimic_model_nout(m)), es);
+    CHECK_OK(mimic_plan_run(p, x, 40, y)); /* warm-up */
+    long before = alloc_count();
+    for (int det = 0; det < 2; det++) {
+        mimic_plan_set_deterministic(p, det);
+        for (int64_t n = 1; n <= 40; n = n * 3 + 1)
+            CHECK_OK(mimic_plan_run(p, x, n, y));
+    }
+    CHECK(alloc_count() == before);
+    free(x), free(y);
+    mimic_plan_free(p);
+}
+
+/* Deterministic mode: every row of x (N rows of m's dtype and width) comes out
+ * bit-identical whatever the batch it is in, the row's place there, the
+ * chunk and the thread count (1 or 2; left at 2). */
+static inline void check_plan_deterministic(const mimic_model *m, const void *x, int64_t N)
+{
+    size_t es = mimic_dtype_size(mimic_model_dtype(m));
+    int64_t nin = mimic_model_nin(m), nout = mimic_model_nout(m);
+    char *ref = calloc((size_t)(N * nout), es), *y = calloc((size_t)(N * nout), es);
+    mimic_set_num_threads(1);
+    mimic_plan *p1 = mimic_plan_new(m, 4);
+    mimic_plan_set_deterministic(p1, true);
+    CHECK_OK(mimic_plan_run(p1, x, N, ref));
+    for (int thr = 1; thr <= 2; thr++) {
+        mimic_set_num_threads(thr);
+        for (int64_t chunk = 1; chunk <= 9; chunk += 4) {
+            mimic_plan *p = mimic_plan_new(m, chunk);
+            mimic_plan_set_deterministic(p, true);
+            for (int64_t n = 1; n <= N; n += 5) {
+                int64_t off = (N - n) / 2; /* a row at another position in the batch */
+                CHECK_OK(mimic_plan_run(p, (const char *)x + (size_t)(off * nin) * es, n, y));
+                CHECK(memcmp(y, ref + (size_t)(off * nout) * es, (size_t)(n * nout) * es) == 0);
+            }
+            mimic_plan_free(p);
+        }
+    }
+    mimic_set_num_threads(2);
+    mimic_plan_free(p1);
+    free(ref), free(y);
+}
+
+/* --- hostile model-file edits (include ../fuzz/modelfile_edit.h before this file) --- */
+#ifdef MIMIC_MODELFILE_EDIT_H
+/* An edit of a valid file and the load error it must give. */
+typedef struct bad_case {
+    edit e;
+    int code;
+    const char *msg;
+} bad_case;
+
+#define STR(n, v) {.op = ED_STR, .name = n, .s = v, .slen = sizeof(v) - 1}
+
+/* Each case applied alone to the file `base` (written to `edited`): loading
+ * it fails with the case's code and a message containing its text, and
+ * gives no info. `what` names the table in failure messages. */
+static inline void check_bad_cases(const char *what, const char *base, const char *edited, const bad_case *cases, int n)
+{
+    for (int k = 0; k < n; k++) {
+        if (mf_rewrite(base, edited, &cases[k].e, 1) != 0) {
+            fprintf(stderr, "%s case %d (%s): rewrite failed: %s\n", what, k, cases[k].e.name, mimic_errmsg());
+            check_failures++;
+            continue;
+        }
+        mimic_model_info *info = NULL;
+        mimic_model *r = mimic_model_load(edited, &info);
+        if (r || mimic_errcode() != cases[k].code || !strstr(mimic_errmsg(), cases[k].msg)) {
+            fprintf(stderr, "%s case %d (%s): got %s %d \"%s\", expected %d \"%s\"\n", what, k, cases[k].e.name,
+                    r ? "success" : "error", mimic_errcode(), r ? "" : mimic_errmsg(), cases[k].code, cases[k].msg);
+            check_failures++;
+        }
+        CHECK(info == NULL);
+        mimic_model_info_free(info);
+        mimic_model_free(r);
+    }
+}
+#endif
 
 #endif

@@ -8,27 +8,12 @@
 local lu = require "luaunit"
 local mimic = require "mimic"
 local nn = mimic.nn
-local raises = require("helpers").raises
+local helpers = require "helpers"
+local raises, maxrel, lua_forward = helpers.raises, helpers.maxrel, helpers.lua_forward
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute("mkdir -p " .. dir)
+local dir = helpers.tmpdir()
 
-local function maxrel(a, b)
-  lu.assertEquals(a:size(), b:size())
-  local d = (a:detach():to("float64") - b:detach():to("float64")):abs():max():item()
-  return d / math.max(b:detach():to("float64"):abs():max():item(), 1e-30)
-end
-
-local function lua_forward(m, x)
-  return mimic.no_grad(function()
-    local y = x
-    for _, c in ipairs(m:children()) do y = c(y) end -- the Lua path, layer by layer
-    return y
-  end)
-end
-
--- Each case: a model builder (dt, g) and the per-sample input shape.
+-- Each case: name, per-sample input shape, builder (dt, g).
 local CASES = {
   { "conv1d circular groups stride", { 4, 11 }, function(dt, g)
     return nn.Sequential(nn.Conv1d(4, 6, 3, { padding = 2, stride = 2, groups = 2, padding_mode = "circular", dtype = dt, generator = g }),
@@ -63,34 +48,7 @@ local CASES = {
 }
 
 function test_every_spatial_layer_matches_forward()
-  for _, dt in ipairs({ "float32", "float64" }) do
-    for _, c in ipairs(CASES) do
-      local g = mimic.Generator(11)
-      local m = c[3](dt, g):evaluate()
-      local p = m:compile({ input_shape = c[2], chunk = 3 })
-      local nin = 1
-      for _, v in ipairs(c[2]) do nin = nin * v end
-      lu.assertEquals(p:nin(), nin)
-      for _, n in ipairs({ 1, 2, 3, 4, 7 }) do
-        local shp = { n }
-        for _, v in ipairs(c[2]) do shp[#shp + 1] = v end
-        local x = g:rand(shp, { dtype = dt }) * 4 - 2
-        local ref = lua_forward(m, x)
-        local y = p:forward(x:reshape({ n, nin }))
-        local tol = dt == "float32" and 1e-5 or 1e-12
-        local e = maxrel(y, ref:reshape({ n, p:nout() }))
-        lu.assertTrue(e <= tol, string.format("%s %s n=%d: rel err %g", c[1], dt, n, e))
-        -- model:forward on [n, C, ...] runs the plan and keeps the output shape
-        local y2 = mimic.no_grad(function() return m:forward(x) end)
-        lu.assertEquals(y2:size(), ref:size())
-        lu.assertTrue(maxrel(y2, ref) <= tol)
-        -- deterministic mode
-        p:set_deterministic(true)
-        lu.assertTrue(maxrel(p:forward(x:reshape({ n, nin })), ref:reshape({ n, p:nout() })) <= tol)
-        p:set_deterministic(false)
-      end
-    end
-  end
+  helpers.check_compiled_cases(CASES)
 end
 
 function test_plan_is_really_used()

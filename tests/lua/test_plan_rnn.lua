@@ -9,31 +9,10 @@
 local lu = require "luaunit"
 local mimic = require "mimic"
 local nn = mimic.nn
-local raises = require("helpers").raises
+local helpers = require "helpers"
+local raises, maxrel, lua_forward = helpers.raises, helpers.maxrel, helpers.lua_forward
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute("mkdir -p " .. dir)
-
-local function maxrel(a, b)
-  lu.assertEquals(a:size(), b:size())
-  local d = (a:detach():to("float64") - b:detach():to("float64")):abs():max():item()
-  return d / math.max(b:detach():to("float64"):abs():max():item(), 1e-30)
-end
-
-local function lua_forward(m, x)
-  return mimic.no_grad(function()
-    local y = x
-    for _, c in ipairs(m:children()) do y = c(y) end -- the Lua path, layer by layer
-    return y
-  end)
-end
-
-local function prod(t)
-  local p = 1
-  for _, v in ipairs(t) do p = p * v end
-  return p
-end
+local dir = helpers.tmpdir()
 
 -- Each case: name, per-sample input shape, builder (dt, g).
 local CASES = {
@@ -89,33 +68,7 @@ local CASES = {
 }
 
 function test_every_layer_matches_forward()
-  for _, dt in ipairs({ "float32", "float64" }) do
-    for _, c in ipairs(CASES) do
-      local g = mimic.Generator(11)
-      local m = c[3](dt, g):evaluate()
-      local nin = prod(c[2])
-      local p = m:compile({ input_shape = c[2], chunk = 3, dtype = dt })
-      lu.assertEquals(p:nin(), nin)
-      for _, n in ipairs({ 1, 2, 3, 4, 7 }) do
-        local shp = { n }
-        for _, v in ipairs(c[2]) do shp[#shp + 1] = v end
-        local x = g:rand(shp, { dtype = dt }) * 4 - 2
-        local ref = lua_forward(m, x)
-        local y = p:forward(x:reshape({ n, nin }))
-        local tol = dt == "float32" and 1e-5 or 1e-12
-        local e = maxrel(y, ref:reshape({ n, p:nout() }))
-        lu.assertTrue(e <= tol, string.format("%s %s n=%d: rel err %g", c[1], dt, n, e))
-        -- model:forward on [n, ...] runs the plan and keeps the output shape
-        local y2 = mimic.no_grad(function() return m:forward(x) end)
-        lu.assertEquals(y2:size(), ref:size())
-        lu.assertTrue(maxrel(y2, ref) <= tol)
-        p:set_deterministic(true)
-        local yd = p:forward(x:reshape({ n, nin }))
-        lu.assertTrue(maxrel(yd, ref:reshape({ n, p:nout() })) <= tol, c[1] .. " deterministic")
-        p:set_deterministic(false)
-      end
-    end
-  end
+  helpers.check_compiled_cases(CASES)
 end
 
 function test_deterministic_rows_do_not_depend_on_batch()
@@ -195,7 +148,7 @@ function test_save_load_embed_equal_forward()
     }) do
       local g = mimic.Generator(5 + k)
       local m = c[3](g):evaluate()
-      local nin = prod(c[1])
+      local nin = helpers.numel(c[1])
       local inputs = { { name = "x", units = "1", size = nin } }
       local outputs = { { name = "y", units = "1", size = c[2] } }
       local shp = { 5 }
