@@ -179,7 +179,7 @@ local SAMPLE_OPTS = set_of { "sites", "experiments", "per_site", "seed", "pertur
 --        pin_gm = 0.25, include_base = (per_site == 0)} -> cols
 -- Per experiment (in order), per_site perturbed columns around each site
 -- (rfmip.perturb: correlated temperature offsets, log-uniform h2o and o3
--- scaling capped at saturation, well-mixed gases (log-)uniform over the range of the
+-- scaling capped at saturation, well-mixed gases uniform over the range of the
 -- 18 experiments). A fraction pin_gm of them keeps the experiment's own
 -- well-mixed gas concentrations (the combinations the experiments use, which a
 -- uniform draw over 13 gases rarely comes near). include_base adds the

@@ -211,8 +211,8 @@ local PERTURB_OPTS = {
 -- around, cycled in order; default all), t_amp = 3 (K, std of the temperature
 -- offset), t_corr = 1 (its correlation length in ln p), t_min = 150, t_max = 350
 -- (K, clamp), h2o_scale = {0.5, 2}, o3_scale = {0.5, 2} (log-uniform factor
--- ranges), gm_range (default profiles.gm_range: ranges of the well-mixed gases,
--- drawn uniformly, or log-uniformly when the range spans a factor of 2 or more), jitter = 1e-6 (relative nugget on the covariance diagonal).
+-- ranges), gm_range (default profiles.gm_range: uniform ranges of the well-mixed
+-- gases), jitter = 1e-6 (relative nugget on the covariance diagonal).
 -- Deterministic for a given generator state; draws from rng in a fixed order.
 function M.perturb(profiles, rng, opts)
   opts = opts or {}
@@ -329,14 +329,9 @@ function M.perturb(profiles, rng, opts)
   for k, gas in ipairs(wm) do
     local r = gmr[gas]
     if not r then error("rfmip.perturb: no range for well-mixed gas '" .. gas .. "' (pass gm_range or profiles from rfmip.load)", 2) end
-    -- A gas whose range spans a factor of 2 or more (CO2: 16, CH4: 6.6) is
-    -- drawn log-uniformly: uniformly, the decade below the pre-industrial
-    -- value (0.5xCO2, the LGM's CH4) would get a few per cent of the draws.
-    local logu = r[1] > 0 and r[2] >= 2 * r[1]
-    local l1, l2 = logu and math.log(r[1]) or 0, logu and math.log(r[2]) or 0
     local col = {}
     for i = 1, n do
-      local v = logu and math.exp(l1 + (l2 - l1) * u_gm[i][k]) or r[1] + (r[2] - r[1]) * u_gm[i][k]
+      local v = r[1] + (r[2] - r[1]) * u_gm[i][k]
       local rowv = {}
       for l = 1, nlay do rowv[l] = v end
       col[i] = rowv
