@@ -38,7 +38,8 @@ end
 local function row(text, label)
   for line in text:gmatch("[^\n]+") do
     if line:sub(1, #label + 2) == "| " .. label then
-      local fig, met = line:match("^|[^|]*|%s*([^|]-)%s*|[^|]*|%s*([^|]-)%s*|$")
+      -- from the end: a label may contain '|' (as in |flux error|), the figures do not
+      local fig, met = line:match("|%s*([^|]-)%s*|[^|]*|%s*([^|]-)%s*|$")
       return fig, met
     end
   end
