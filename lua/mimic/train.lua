@@ -126,9 +126,9 @@ function Progress:epoch(st, h)
     self:line(string.format("%s  loss %s  val %s  %.0f samples/s  ETA %s", fmt_epoch(h.epoch, st.epochs),
       fmt_loss(h.loss), fmt_loss(h.val_loss), h.samples_per_s, fmt_time(per_epoch * (st.epochs - h.epoch))))
   else
-    self:line(string.format("%s  loss %s  val %s  lr %s  %.3f s  %.0f samples/s", fmt_epoch(h.epoch, st.epochs),
+    self:line(string.format("%s  loss %s  val %s  lr %s  %.3f s  %.0f samples/s  ETA %s", fmt_epoch(h.epoch, st.epochs),
       fmt_loss(h.loss), fmt_loss(h.val_loss), h.lr and string.format("%.3g", h.lr) or "-", h.seconds,
-      h.samples_per_s))
+      h.samples_per_s, fmt_time(st.run_seconds / st.done_epochs * (st.epochs - h.epoch))))
   end
 end
 

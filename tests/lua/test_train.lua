@@ -343,7 +343,7 @@ function TestTrain.test_plain_log_when_not_a_tty()
   lu.assertEquals(#lines, 4, out)
   for i = 1, 3 do
     lu.assertStrMatches(lines[i], "epoch " .. i .. "/3  loss %d%.%d+e[-+]%d+  val %d%.%d+e[-+]%d+  lr 0%.05  "
-      .. "%d+%.%d%d%d s  %d+ samples/s")
+      .. "%d+%.%d%d%d s  %d+ samples/s  ETA %S+")
   end
   lu.assertEquals(lines[4], "done")
   lu.assertNil(out:find("\r", 1, true))
