@@ -47,15 +47,7 @@ M.TARGETS = {
 
 local function fail(fn, fmt, ...) error(string.format("gasoptics.%s: " .. fmt, fn, ...), 3) end
 
-local function check_opts(fn, o, valid)
-  if type(o) ~= "table" then fail(fn, "options must be a table, got %s", type(o)) end
-  local names = {}
-  for k in pairs(valid) do names[#names + 1] = k end
-  table.sort(names)
-  for k in pairs(o) do
-    if not valid[k] then fail(fn, "unknown option '%s' (options: %s)", tostring(k), table.concat(names, ", ")) end
-  end
-end
+local check_opts = require("mimic.util").check_opts
 
 local function set_of(list)
   local s = {}
@@ -187,7 +179,7 @@ local SAMPLE_OPTS = set_of { "sites", "experiments", "per_site", "seed", "pertur
 -- Deterministic for a seed.
 function M.sample(o)
   o = o or {}
-  check_opts("sample", o, SAMPLE_OPTS)
+  check_opts("gasoptics.sample", o, SAMPLE_OPTS)
   local sites = o.sites
   if sites == nil then
     sites = {}
@@ -368,7 +360,7 @@ local TRAIN_OPTS = set_of { "data", "val", "target", "hidden", "activation", "ep
 -- net = {model, encoders = {input, output}, target, history, metrics = {val_rmse, ...},
 --        config, ntrain, nval, seconds}; net:predict(x_raw) -> raw targets.
 function M.train(o)
-  check_opts("train", o or {}, TRAIN_OPTS)
+  check_opts("gasoptics.train", o or {}, TRAIN_OPTS)
   local ds, val = o.data, o.val
   if type(ds) ~= "table" or not mimic.is_tensor(ds.x) then fail("train", "option 'data' must be a data set from gasoptics.dataset") end
   if val ~= nil and (type(val) ~= "table" or not mimic.is_tensor(val.x)) then
@@ -472,7 +464,7 @@ M.git_commit = git_commit
 -- (sizes, seed, epochs, validation metrics, git commit, date) plus meta.
 function M.save(net, path, o)
   o = o or {}
-  check_opts("save", o, { meta = true })
+  check_opts("gasoptics.save", o, { meta = true })
   if getmetatable(net) ~= Net then fail("save", "net must come from gasoptics.train") end
   if type(path) ~= "string" then fail("save", "path must be a string") end
   local meta = {
@@ -497,7 +489,7 @@ end
 -- -> the guard (mimic.guard.fit on the training features), saved atomically at path when given.
 function M.fit_guard(x, path, o)
   o = o or {}
-  check_opts("fit_guard", o, { margin = true, distance = true, quantile = true })
+  check_opts("gasoptics.fit_guard", o, { margin = true, distance = true, quantile = true })
   if not mimic.is_tensor(x) or x:dim() ~= 2 or x:size(2) ~= M.NFEAT then
     fail("fit_guard", "x must be the raw features [N, %d]", M.NFEAT)
   end
@@ -571,7 +563,7 @@ local NN_OPTS = set_of { "tau", "planck", "guard", "kdist", "tau_upper", "planck
 -- nets or loaded models, computes tau = k col_dry and clamped, renormalised Planck
 -- fractions, and sends guard-flagged layers to the reference kernel.
 function M.nn_optics(o)
-  check_opts("nn_optics", o or {}, NN_OPTS)
+  check_opts("gasoptics.nn_optics", o or {}, NN_OPTS)
   if o.tau == nil or o.planck == nil then fail("nn_optics", "options 'tau' and 'planck' (the two model files) are required") end
   if (o.tau_upper == nil) ~= (o.planck_upper == nil) then fail("nn_optics", "give both 'tau_upper' and 'planck_upper' or neither") end
   local kd = o.kdist or M.kdist()
@@ -609,7 +601,7 @@ local function is_lopt(x) return getmetatable(x) == Lopt end
 -- (same layers, same col_dry as lw_fluxes) and hand each column its rows.
 function M.fluxes(cols, optics, o)
   o = o or {}
-  check_opts("fluxes", o, { nmu = true, kdist = true })
+  check_opts("gasoptics.fluxes", o, { nmu = true, kdist = true })
   if type(cols) ~= "table" or not cols.p_lay then fail("fluxes", "cols must be a column set (gasoptics.sample)") end
   if optics == nil then fail("fluxes", "optics is required (a kdist, go.nn_optics(...) or a function)") end
   local args = { p_lay = cols.p_lay, t_lay = cols.t_lay, p_lev = cols.p_lev, t_lev = cols.t_lev, t_sfc = cols.t_sfc,

@@ -52,17 +52,7 @@ local function units_factor(f, var)
   return x
 end
 
-local function check_opts(fn, o, valid)
-  if type(o) ~= "table" then error(fn .. ": options must be a table", 3) end
-  local names = {}
-  for k in pairs(valid) do names[#names + 1] = k end
-  table.sort(names)
-  for k in pairs(o) do
-    if not valid[k] then
-      error(string.format("%s: unknown option '%s' (options: %s)", fn, tostring(k), table.concat(names, ", ")), 3)
-    end
-  end
-end
+local check_opts = require("mimic.util").check_opts
 
 function M.gas_names()
   return mimic.radiation.gas_names()

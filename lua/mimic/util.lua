@@ -60,6 +60,19 @@ function M.check_options(raise, o, known)
   end
 end
 
+-- The same check for a public function `fn` called straight from the user's
+-- code: errors name fn and point at the user's line (level 3), e.g.
+-- "rfmip.load: unknown option 'expt' (options: dir, experiment, fluxes)".
+function M.check_opts(fn, o, known)
+  if type(o) ~= "table" then error(string.format("%s: options must be a table, got %s", fn, type(o)), 3) end
+  for k in pairs(o) do
+    if not known[k] then
+      error(string.format("%s: unknown option '%s' (options: %s)", fn, tostring(k),
+        table.concat(M.sorted_keys(known), ", ")), 3)
+    end
+  end
+end
+
 -- The validation pair the options o of mimic.train or mimic.search give:
 -- o.val or o.data.val (not both), never together with o.val_fraction; nil
 -- when neither is given. o.data must be a table.
