@@ -75,6 +75,13 @@ const char *mimic_ordinal(int i, char *buf, size_t size);
 /* Checks shared by ops; each returns MIMIC_OK or records an error naming fn. */
 int mimic_check_float(const char *fn, const mimic_tensor *t);
 int mimic_check_out_shape(const char *fn, const mimic_tensor *out, int ndim, const int64_t *shape);
+/* Row-major C = op(A) op(B) (+ C when accumulate) in dtype ct (F32/F64); M, N
+ * or K may be 0. Small products run on one thread (MIMIC_SERIAL_GEMM_FLOPS). */
+void mimic_gemm_rm(mimic_dtype ct, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
+                   const void *B, int64_t ldb, bool accumulate, void *C, int64_t ldc);
+/* t as a contiguous tensor of dtype ct: t itself (retained) or a copy, which
+ * the caller releases either way. NULL passes through; a failed copy sets *fail. */
+mimic_tensor *mimic_as_contiguous_dtype(const mimic_tensor *t, mimic_dtype ct, bool *fail);
 
 /* A new tensor struct (refcount 1) over storage s (retained), with given layout. */
 mimic_tensor *mimic_tensor_new_view(const mimic_tensor *base, int ndim, const int64_t *shape,

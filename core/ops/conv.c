@@ -31,7 +31,6 @@
 #include "../base/internal.h"
 #include "mimic/ops.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
@@ -52,11 +51,6 @@
 #define ACC_BUDGET ((int64_t)1 << 22)
 /* Node parameters are packed 21 bits each into iarg (graph.h has 10 slots). */
 #define PACK_MAX ((int64_t)1 << 21)
-/* Same rule as core/ops/linalg.c: a small gemm runs on the calling thread. */
-#ifndef MIMIC_SERIAL_GEMM_FLOPS
-#define MIMIC_SERIAL_GEMM_FLOPS (1 << 25)
-#endif
-
 /* The geometry of a convolution (or pooling) in conv's terms: x has Cin
  * channels and spatial sizes in[], y has Cout channels and out[]. */
 typedef struct cgeom {
@@ -179,49 +173,6 @@ static mimic_dtype ct_of(const mimic_tensor *a, const mimic_tensor *b, const mim
                : MIMIC_F32;
 }
 
-/* t as a contiguous tensor of dtype ct: t itself (retained) or a copy. NULL passes through. */
-static mimic_tensor *as_ct(const mimic_tensor *t, mimic_dtype ct, bool *fail)
-{
-    if (!t)
-        return NULL;
-    mimic_tensor *r;
-    if (t->dtype == ct && mimic_is_contiguous(t)) {
-        r = (mimic_tensor *)t;
-        mimic_tensor_retain(r);
-    } else {
-        r = mimic_to_dtype(t, ct);
-    }
-    if (!r)
-        *fail = true;
-    return r;
-}
-
-/* --- BLAS -------------------------------------------------------------------------- */
-
-/* Row-major C = A B (+ C when accumulate), A M x K (or K x M if ta), B K x N (or N x K if tb). */
-static void gemm(mimic_dtype ct, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
-                 const void *B, int64_t ldb, bool accumulate, void *C, int64_t ldc)
-{
-    if (M == 0 || N == 0)
-        return;
-#ifdef _OPENMP
-    int nthr = omp_get_max_threads();
-    bool serial = nthr > 1 && !omp_in_parallel() && 2.0 * (double)M * (double)N * (double)K < MIMIC_SERIAL_GEMM_FLOPS;
-    if (serial)
-        omp_set_num_threads(1);
-#endif
-    enum CBLAS_TRANSPOSE a = ta ? CblasTrans : CblasNoTrans, b = tb ? CblasTrans : CblasNoTrans;
-    if (ct == MIMIC_F32)
-        cblas_sgemm(CblasRowMajor, a, b, (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B, (int)ldb,
-                    accumulate ? 1.0f : 0.0f, C, (int)ldc);
-    else
-        cblas_dgemm(CblasRowMajor, a, b, (int)M, (int)N, (int)K, 1.0, A, (int)lda, B, (int)ldb,
-                    accumulate ? 1.0 : 0.0, C, (int)ldc);
-#ifdef _OPENMP
-    if (serial)
-        omp_set_num_threads(nthr);
-#endif
-}
 
 /* --- typed kernels ------------------------------------------------------------------- */
 
@@ -444,7 +395,7 @@ static int conv_run(int op, mimic_dtype ct, const cgeom *g, const char *a, const
                 im2col(ct, a + (size_t)((n * Cin + c) * Lin) * es, col + (size_t)(c * K * nc) * es, nc, g, r0, r1);
             char *y = out + (size_t)(n * Cout * Lout + r0 * O2) * es;
             for (int64_t gi = 0; gi < G; gi++)
-                gemm(ct, false, false, cog, nc, cig * K, w + (size_t)(gi * cog * cig * K) * es, cig * K,
+                mimic_gemm_rm(ct, false, false, cog, nc, cig * K, w + (size_t)(gi * cog * cig * K) * es, cig * K,
                      col + (size_t)(gi * cig * K * nc) * es, nc, false, y + (size_t)(gi * cog * Lout) * es, Lout);
             for (int64_t c = 0; bias && c < Cout; c++)
                 add_bias(ct, y + (size_t)(c * Lout) * es, nc, bias + (size_t)c * es, false);
@@ -457,7 +408,7 @@ static int conv_run(int op, mimic_dtype ct, const cgeom *g, const char *a, const
                 int64_t r1 = r0 + R < O01 ? r0 + R : O01, nc = (r1 - r0) * O2;
                 const char *u = a + (size_t)(n * Cout * Lout + r0 * O2) * es;
                 for (int64_t gi = 0; gi < G; gi++)
-                    gemm(ct, true, false, cig * K, nc, cog, w + (size_t)(gi * cog * cig * K) * es, cig * K,
+                    mimic_gemm_rm(ct, true, false, cig * K, nc, cog, w + (size_t)(gi * cog * cig * K) * es, cig * K,
                          u + (size_t)(gi * cog * Lout) * es, Lout, false, col + (size_t)(gi * cig * K * nc) * es, nc);
                 for (int64_t c = 0; c < Cin; c++)
                     col2im(ct, col + (size_t)(c * K * nc) * es, nc, z + (size_t)(c * Lin) * es, g, r0, r1);
@@ -474,7 +425,7 @@ static int conv_run(int op, mimic_dtype ct, const cgeom *g, const char *a, const
                                r0, r1);
                     const char *u = b + (size_t)(n * Cout * Lout + r0 * O2) * es;
                     for (int64_t gi = 0; gi < G; gi++)
-                        gemm(ct, false, true, cog, cig * K, nc, u + (size_t)(gi * cog * Lout) * es, Lout,
+                        mimic_gemm_rm(ct, false, true, cog, cig * K, nc, u + (size_t)(gi * cog * Lout) * es, Lout,
                              col + (size_t)(gi * cig * K * nc) * es, nc, !first,
                              dst + (size_t)(gi * cog * cig * K) * es, cig * K);
                     first = false;
@@ -578,7 +529,7 @@ static mimic_tensor *run_new(int op, const cgeom *g, const mimic_tensor *a, cons
 {
     mimic_dtype ct = ct_of(a, b, bias);
     bool fail = false, prev = mimic_set_grad_enabled(false);
-    mimic_tensor *ac = as_ct(a, ct, &fail), *bcv = as_ct(b, ct, &fail), *biasc = as_ct(bias, ct, &fail);
+    mimic_tensor *ac = mimic_as_contiguous_dtype(a, ct, &fail), *bcv = mimic_as_contiguous_dtype(b, ct, &fail), *biasc = mimic_as_contiguous_dtype(bias, ct, &fail);
     mimic_tensor *out = fail ? NULL : mimic_empty(ndim, shape, ct);
     if (out && conv_run(op, ct, g, mimic_data(ac), mimic_data(bcv), biasc ? mimic_data(biasc) : NULL,
                         mimic_data(out))) {
@@ -1001,7 +952,7 @@ mimic_tensor *mimic_max_pool(const mimic_tensor *x, int nsp, const mimic_pool_op
         shape[2 + i] = g.out[3 - nsp + i];
     mimic_dtype ct = x->dtype;
     bool fail = false, prev = mimic_set_grad_enabled(false);
-    mimic_tensor *xc = as_ct(x, ct, &fail);
+    mimic_tensor *xc = mimic_as_contiguous_dtype(x, ct, &fail);
     mimic_tensor *y = fail ? NULL : mimic_empty(nsp + 2, shape, ct);
     mimic_tensor *idx = y ? mimic_empty(nsp + 2, shape, MIMIC_I64) : NULL;
     mimic_set_grad_enabled(prev);
@@ -1085,7 +1036,7 @@ static mimic_tensor *avg_common(const mimic_tensor *a, const int64_t *in_shape, 
     }
     mimic_dtype ct = a->dtype;
     bool fail = false, prev = mimic_set_grad_enabled(false);
-    mimic_tensor *ac = as_ct(a, ct, &fail);
+    mimic_tensor *ac = mimic_as_contiguous_dtype(a, ct, &fail);
     mimic_tensor *r = fail ? NULL : mimic_empty(nsp + 2, adjoint ? in_shape : oshape, ct);
     mimic_set_grad_enabled(prev);
     if (!r) {
@@ -1190,7 +1141,7 @@ mimic_tensor *mimic_max_pool_backward(const mimic_tensor *g, const mimic_tensor 
     }
     mimic_dtype ct = g->dtype;
     bool fail = false, prev = mimic_set_grad_enabled(false);
-    mimic_tensor *gc = as_ct(g, ct, &fail), *ic = fail ? NULL : mimic_contiguous((mimic_tensor *)indices);
+    mimic_tensor *gc = mimic_as_contiguous_dtype(g, ct, &fail), *ic = fail ? NULL : mimic_contiguous((mimic_tensor *)indices);
     mimic_tensor *r = ic ? mimic_empty(nsp + 2, in_shape, ct) : NULL;
     mimic_set_grad_enabled(prev);
     int64_t planes = g->shape[0] * g->shape[1], bad = 0;
@@ -1388,7 +1339,7 @@ static mimic_tensor *up_common(const mimic_tensor *a, const int64_t *in_shape, c
     int nt = mode == MIMIC_UPSAMPLE_NEAREST ? 1 : 2;
     mimic_dtype ct = a->dtype;
     bool fail = false, prev = mimic_set_grad_enabled(false);
-    mimic_tensor *ac = as_ct(a, ct, &fail);
+    mimic_tensor *ac = mimic_as_contiguous_dtype(a, ct, &fail);
     mimic_tensor *r = fail ? NULL : mimic_empty(nsp + 2, adjoint ? in_shape : oshape, ct);
     mimic_set_grad_enabled(prev);
     if (r) {

@@ -11,7 +11,6 @@
 #include "../base/internal.h"
 #include "mimic/ops.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -23,18 +22,6 @@
 /* Below this many flops per product, batch entries run on separate threads
  * (each gemm single-threaded) instead of one threaded gemm after another. */
 #define SMALL_GEMM_FLOPS (64 * 64 * 64)
-
-/* Below this many flops, a single gemm runs on the calling thread only.
- * OpenBLAS threads any product above 64^3 multiply-adds, but the products of
- * a training step at batch 256 (256x128 by 128x128: 8.4 Mflop, ~0.1 ms) are
- * too short for a fork/join to pay off, and on a machine with more runnable
- * jobs than cores its spinning worker steals the calling thread's core: a
- * 2-thread epoch of a 10-128-128-10 MLP ran 10x slower than a 1-thread one
- * (tests/bench/bench_train.lua, docs/performance.md). Threading is by rows
- * or columns of C, never K, so each element's sum is the same either way. */
-#ifndef MIMIC_SERIAL_GEMM_FLOPS
-#define MIMIC_SERIAL_GEMM_FLOPS (1 << 25)
-#endif
 
 typedef struct blas_mat {
     bool trans;
@@ -68,24 +55,7 @@ static void gemm(mimic_dtype ct, int64_t M, int64_t N, int64_t K, const void *A,
         gemm(ct, N, M, K, B, lb, A, la, C, lc);
         return;
     }
-    enum CBLAS_TRANSPOSE ta = la.trans ? CblasTrans : CblasNoTrans, tb = lb.trans ? CblasTrans : CblasNoTrans;
-#ifdef _OPENMP
-    /* OpenBLAS's OpenMP build follows omp_get_max_threads() at each call. */
-    int nthr = omp_get_max_threads();
-    bool serial = nthr > 1 && !omp_in_parallel() && 2.0 * (double)M * (double)N * (double)K < MIMIC_SERIAL_GEMM_FLOPS;
-    if (serial)
-        omp_set_num_threads(1);
-#endif
-    if (ct == MIMIC_F32)
-        cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, A, (int)la.ld, B, (int)lb.ld, 0.0f, C,
-                    (int)lc.ld);
-    else
-        cblas_dgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0, A, (int)la.ld, B, (int)lb.ld, 0.0, C,
-                    (int)lc.ld);
-#ifdef _OPENMP
-    if (serial)
-        omp_set_num_threads(nthr);
-#endif
+    mimic_gemm_rm(ct, la.trans, lb.trans, M, N, K, A, la.ld, B, lb.ld, false, C, lc.ld);
 }
 
 /* The result's geometry under NumPy's matmul rules. */

@@ -25,7 +25,6 @@
 #include "../base/internal.h"
 #include "mimic/ops.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
@@ -41,47 +40,6 @@ typedef struct rgeom {
     int mode;
     int64_t S, B, In, H, G, W, hoff; /* steps, batch, input features, hidden */
 } rgeom;
-
-/* Row-major C = op(A) op(B) (+ C when accumulate); single-threaded inside a
- * parallel region (OpenBLAS's OpenMP build checks omp_in_parallel). */
-static void gemm(mimic_dtype ct, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
-                 const void *B, int64_t ldb, bool accumulate, void *C, int64_t ldc)
-{
-    if (M == 0 || N == 0)
-        return;
-    enum CBLAS_TRANSPOSE a = ta ? CblasTrans : CblasNoTrans, b = tb ? CblasTrans : CblasNoTrans;
-    if (K == 0) {
-        /* BLAS leaves C alone with K = 0 only when beta is 1 */
-        if (!accumulate)
-            for (int64_t i = 0; i < M; i++)
-                memset((char *)C + (size_t)(i * ldc) * (ct == MIMIC_F32 ? 4 : 8), 0,
-                       (size_t)N * (ct == MIMIC_F32 ? 4 : 8));
-        return;
-    }
-    if (ct == MIMIC_F32)
-        cblas_sgemm(CblasRowMajor, a, b, (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B, (int)ldb,
-                    accumulate ? 1.0f : 0.0f, C, (int)ldc);
-    else
-        cblas_dgemm(CblasRowMajor, a, b, (int)M, (int)N, (int)K, 1.0, A, (int)lda, B, (int)ldb,
-                    accumulate ? 1.0 : 0.0, C, (int)ldc);
-}
-
-/* t as a contiguous tensor of dtype ct: t itself (retained) or a copy. NULL passes through. */
-static mimic_tensor *as_ct(const mimic_tensor *t, mimic_dtype ct, bool *fail)
-{
-    if (!t)
-        return NULL;
-    mimic_tensor *r;
-    if (t->dtype == ct && mimic_is_contiguous(t)) {
-        r = (mimic_tensor *)t;
-        mimic_tensor_retain(r);
-    } else {
-        r = mimic_to_dtype(t, ct);
-    }
-    if (!r)
-        *fail = true;
-    return r;
-}
 
 /* The operands of one layer in dtype ct, contiguous; biases are zeros when absent. */
 typedef struct rops {
@@ -100,13 +58,13 @@ static int rops_make(rops *o, mimic_dtype ct, const rgeom *g, const mimic_tensor
 {
     bool fail = false;
     memset(o, 0, sizeof *o);
-    o->x = as_ct(in[0], ct, &fail);
-    o->h0 = as_ct(in[1], ct, &fail);
-    o->c0 = as_ct(in[2], ct, &fail);
-    o->wih = as_ct(in[3], ct, &fail);
-    o->whh = as_ct(in[4], ct, &fail);
-    o->bih = in[5] ? as_ct(in[5], ct, &fail) : mimic_zeros(1, (int64_t[]){g->G * g->H}, ct);
-    o->bhh = in[6] ? as_ct(in[6], ct, &fail) : mimic_zeros(1, (int64_t[]){g->G * g->H}, ct);
+    o->x = mimic_as_contiguous_dtype(in[0], ct, &fail);
+    o->h0 = mimic_as_contiguous_dtype(in[1], ct, &fail);
+    o->c0 = mimic_as_contiguous_dtype(in[2], ct, &fail);
+    o->wih = mimic_as_contiguous_dtype(in[3], ct, &fail);
+    o->whh = mimic_as_contiguous_dtype(in[4], ct, &fail);
+    o->bih = in[5] ? mimic_as_contiguous_dtype(in[5], ct, &fail) : mimic_zeros(1, (int64_t[]){g->G * g->H}, ct);
+    o->bhh = in[6] ? mimic_as_contiguous_dtype(in[6], ct, &fail) : mimic_zeros(1, (int64_t[]){g->G * g->H}, ct);
     if (fail || !o->bih || !o->bhh) {
         rops_free(o);
         return mimic_errcode() ? mimic_errcode() : MIMIC_ENOMEM;
@@ -141,10 +99,10 @@ static int rops_make(rops *o, mimic_dtype ct, const rgeom *g, const mimic_tensor
             }                                                                                                  \
             if (g->mode != MIMIC_GRU) {                                                                        \
                 if (hp)                                                                                        \
-                    gemm(ct, false, true, nb, GH, H, hp, ldh, whh, H, true, row0, W);                          \
+                    mimic_gemm_rm(ct, false, true, nb, GH, H, hp, ldh, whh, H, true, row0, W);                          \
             } else {                                                                                           \
                 if (hp)                                                                                        \
-                    gemm(ct, false, true, nb, GH, H, hp, ldh, whh, H, false, sc + b0 * GH, GH);                \
+                    mimic_gemm_rm(ct, false, true, nb, GH, H, hp, ldh, whh, H, false, sc + b0 * GH, GH);                \
                 else                                                                                           \
                     memset(sc + b0 * GH, 0, (size_t)(nb * GH) * sizeof(T));                                    \
             }                                                                                                  \
@@ -256,7 +214,7 @@ static int rops_make(rops *o, mimic_dtype ct, const rgeom *g, const mimic_tensor
             }                                                                                                  \
             /* dh_{t-1} (+)= dA_t W_hh */                                                                      \
             const T *src = (g->mode == MIMIC_GRU ? dAh : dA) + (t * B + b0) * GH;                              \
-            gemm(ct, false, false, nb, H, GH, src, GH, whh, H, g->mode == MIMIC_GRU, dh + b0 * H, H);          \
+            mimic_gemm_rm(ct, false, false, nb, H, GH, src, GH, whh, H, g->mode == MIMIC_GRU, dh + b0 * H, H);          \
         }                                                                                                      \
     }                                                                                                          \
     /* out[c] = sum over rows of a[row][c] (n rows, m columns), columns [c0, c1), rows in order. */            \
@@ -380,7 +338,7 @@ static mimic_tensor *run_forward(const rgeom *g, mimic_dtype ct, const rops *o)
         return NULL;
     }
     /* the input projection of every step: one gemm (threaded by BLAS) */
-    gemm(ct, false, true, g->S * g->B, g->G * g->H, g->In, mimic_data(o->x), g->In, mimic_data(o->wih), g->In, false,
+    mimic_gemm_rm(ct, false, true, g->S * g->B, g->G * g->H, g->In, mimic_data(o->x), g->In, mimic_data(o->wih), g->In, false,
          mimic_data(ws), g->W);
     int nt = nthreads(g);
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -489,7 +447,7 @@ static int rnn_backward(mimic_node *n, const mimic_tensor *gout, mimic_tensor **
     if ((rc = rops_make(&o, ct, &g, in)))
         return rc;
     bool fail = false;
-    mimic_tensor *gy = as_ct(gout, ct, &fail);
+    mimic_tensor *gy = mimic_as_contiguous_dtype(gout, ct, &fail);
     mimic_tensor *dA = mimic_empty(2, (int64_t[]){rows, GH}, ct);
     mimic_tensor *dAh = mode == MIMIC_GRU ? mimic_empty(2, (int64_t[]){rows, GH}, ct) : NULL;
     mimic_tensor *dh = mimic_empty(2, (int64_t[]){g.B, g.H}, ct);
@@ -520,7 +478,7 @@ static int rnn_backward(mimic_node *n, const mimic_tensor *gout, mimic_tensor **
     const char *wsd = mimic_data(ws);
     size_t es = ct == MIMIC_F32 ? 4 : 8;
     if (mimic_node_needs(n, 0) && (r[0] = mimic_empty(3, (int64_t[]){g.S, g.B, g.In}, ct)))
-        gemm(ct, false, false, rows, g.In, GH, mimic_data(dA), GH, mimic_data(o.wih), g.In, false, mimic_data(r[0]),
+        mimic_gemm_rm(ct, false, false, rows, g.In, GH, mimic_data(dA), GH, mimic_data(o.wih), g.In, false, mimic_data(r[0]),
              g.In);
     if (mimic_node_needs(n, 1)) {
         r[1] = dh;
@@ -531,14 +489,14 @@ static int rnn_backward(mimic_node *n, const mimic_tensor *gout, mimic_tensor **
         dc = NULL;
     }
     if (mimic_node_needs(n, 3) && (r[3] = mimic_empty(2, (int64_t[]){GH, g.In}, ct)))
-        gemm(ct, true, false, GH, g.In, rows, mimic_data(dA), GH, mimic_data(o.x), g.In, false, mimic_data(r[3]), g.In);
+        mimic_gemm_rm(ct, true, false, GH, g.In, rows, mimic_data(dA), GH, mimic_data(o.x), g.In, false, mimic_data(r[3]), g.In);
     if (mimic_node_needs(n, 4) && (r[4] = mimic_empty(2, (int64_t[]){GH, g.H}, ct))) {
         /* sum over t >= 1 of dAh_t^T h_{t-1} (h in ws, row stride W), then step 0 with h0 */
         const char *a = (const char *)mimic_data(ah);
-        gemm(ct, true, false, GH, g.H, (g.S - 1) * g.B, a + (size_t)(g.B * GH) * es, GH, wsd + (size_t)g.hoff * es,
+        mimic_gemm_rm(ct, true, false, GH, g.H, (g.S - 1) * g.B, a + (size_t)(g.B * GH) * es, GH, wsd + (size_t)g.hoff * es,
              g.W, false, mimic_data(r[4]), g.H);
         if (o.h0)
-            gemm(ct, true, false, GH, g.H, g.B, a, GH, mimic_data(o.h0), g.H, true, mimic_data(r[4]), g.H);
+            mimic_gemm_rm(ct, true, false, GH, g.H, g.B, a, GH, mimic_data(o.h0), g.H, true, mimic_data(r[4]), g.H);
     }
     for (int k = 5; k < 7; k++)
         if (in[k] && mimic_node_needs(n, k) && (r[k] = mimic_empty(1, (int64_t[]){GH}, ct))) {
